@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package Stalk's build, tests and demo need. Idempotent and quiet when all is
+# there: apt-get runs only for what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake ninja-build g++ pkg-config
+  libhiredis-dev libsimdjson-dev libboost-dev libcli11-dev libspdlog-dev libfmt-dev libabsl-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # real peers for tests and the demo
+  redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's service scripts would start system-wide redis/prometheus; tests start private ones.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

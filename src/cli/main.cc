@@ -1,0 +1,60 @@
+// Stalk — Celery monitoring server.
+// Entry point: `stalk serve | capture | replay | version`.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/settings.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  using namespace stalk;
+  CLI::App app{"Stalk — monitoring and observability for Celery (a faster, durable Flower)"};
+  app.require_subcommand(1);
+
+  ServeSettings serve;
+  bool help_markdown = false;
+  CLI::App* serve_cmd = app.add_subcommand("serve", "Follow the broker's event stream and serve the API");
+  RegisterServeSettings(*serve_cmd, serve);
+  serve_cmd->add_flag("--help-markdown", help_markdown, "Print the options as a Markdown table and exit");
+
+  ReplaySettings replay;
+  CLI::App* replay_cmd = app.add_subcommand("replay", "Apply a capture file at full speed and print figures");
+  replay_cmd->add_option("file", replay.file, "Capture file written by `stalk capture`")->required();
+  replay_cmd->add_option("--max_tasks", replay.max_tasks, "Most tasks kept")->capture_default_str();
+  replay_cmd->add_option("--repeat", replay.repeat, "Replay the file this many times")->capture_default_str();
+
+  CaptureSettings capture;
+  CLI::App* capture_cmd = app.add_subcommand("capture", "Record the live event stream to a capture file");
+  capture_cmd->add_option("--broker", capture.broker, "Broker URL")->envname("CELERY_BROKER_URL")->required();
+  capture_cmd->add_option("--output,-o", capture.output, "Capture file to write")->required();
+  capture_cmd->add_option("--duration", capture.duration, "Seconds to record")->capture_default_str();
+  capture_cmd->add_option("--max-messages", capture.max_messages, "Most messages to record")->capture_default_str();
+  capture_cmd->add_option("--global_keyprefix", capture.global_keyprefix, "kombu global_keyprefix");
+  capture_cmd->add_option("--fanout_prefix", capture.fanout_prefix, "kombu fanout_prefix")->capture_default_str();
+
+  app.add_subcommand("version", "Print the version");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve_cmd->parsed()) {
+    if (help_markdown) {
+      std::fputs(SettingsMarkdown().c_str(), stdout);
+      return 0;
+    }
+    if (auto r = ApplyEnvAndConfig(*serve_cmd, serve); !r) {
+      Logger("stalk")->error("{}", r.error());
+      return 2;
+    }
+    return RunServe(serve);
+  }
+  if (replay_cmd->parsed()) {
+    return RunReplay(replay);
+  }
+  if (capture_cmd->parsed()) {
+    return RunCapture(capture);
+  }
+  std::printf("stalk %s\n", STALK_VERSION);
+  return 0;
+}

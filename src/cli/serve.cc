@@ -1,0 +1,240 @@
+// Stalk — Celery monitoring server.
+// `stalk serve`: wires broker transport -> ingest pipeline -> state -> metrics/HTTP, and runs until
+// SIGINT/SIGTERM. Start-up errors (bad option, port in use) exit non-zero with one clear line; broker
+// errors never do: Stalk keeps serving and reconnecting.
+#include <csignal>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/log.h"
+#include "http/api_routes.h"
+#include "http/http_server.h"
+#include "ingest/capture_file.h"
+#include "ingest/ingest_pipeline.h"
+#include "metrics/metrics.h"
+#include "transport/redis_event_source.h"
+#include "transport/redis_queue_reader.h"
+
+namespace stalk {
+namespace {
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t a = item.find_first_not_of(' ');
+    const size_t b = item.find_last_not_of(' ');
+    if (a != std::string::npos) {
+      out.push_back(item.substr(a, b - a + 1));
+    }
+  }
+  return out;
+}
+
+// Polls queue lengths for /metrics on its own thread, so a scrape never waits on the broker.
+class QueuePoller {
+ public:
+  QueuePoller(RedisQueueReader& reader, const ApiContext& ctx, double interval)
+      : reader_(reader), ctx_(ctx), interval_(interval) {}
+  ~QueuePoller() { Stop(); }
+  void Start() {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        auto lengths = reader_.Lengths(KnownQueues(ctx_));
+        if (lengths) {
+          std::vector<QueueLength> snap;
+          for (auto& q : *lengths) {
+            snap.push_back(QueueLength{q.name, q.messages});
+          }
+          std::lock_guard lock(mu_);
+          snapshot_ = std::move(snap);
+        }
+        for (double slept = 0; slept < interval_ && !stop_; slept += 0.1) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    });
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  std::vector<QueueLength> Snapshot() {
+    std::lock_guard lock(mu_);
+    return snapshot_;
+  }
+
+ private:
+  RedisQueueReader& reader_;
+  const ApiContext& ctx_;
+  double interval_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<QueueLength> snapshot_;
+};
+
+Result<std::vector<double>> ParseBuckets(const std::string& text) {
+  std::vector<double> out;
+  for (const auto& item : SplitList(text)) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(item, &used));
+      if (used != item.size()) {
+        return Error{"invalid bucket '" + item + "'"};
+      }
+    } catch (const std::exception&) {
+      return Error{"invalid bucket '" + item + "'"};
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int RunServe(ServeSettings s) {
+  SetLogLevel(s.logging);
+  auto log = Logger("stalk");
+  if (s.broker.empty()) {
+    log->error("no broker: pass --broker redis://host:6379/0 or set CELERY_BROKER_URL");
+    return 2;
+  }
+  auto url = ParseBrokerUrl(s.broker);
+  if (!url) {
+    log->error("--broker: {}", url.error());
+    return 2;
+  }
+  if (url->kind != BrokerUrl::Kind::kRedis) {
+    log->error("--broker: {} is not supported yet; Stalk reads Redis brokers (redis://)", url->Redacted());
+    return 2;
+  }
+  if (url->tls) {
+    log->error("--broker: rediss:// (TLS) is not supported by this build");
+    return 2;
+  }
+  auto buckets = ParseBuckets(s.task_runtime_metric_buckets);
+  if (!buckets) {
+    log->error("--task_runtime_metric_buckets: {}", buckets.error());
+    return 2;
+  }
+
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  StateOptions so;
+  so.max_tasks = static_cast<size_t>(std::max(0, s.max_tasks));
+  so.max_workers = static_cast<size_t>(std::max(1, s.max_workers));
+  so.purge_offline_workers = s.purge_offline_workers;
+  so.max_field_bytes = static_cast<size_t>(std::max(64, s.max_field_bytes));
+  so.max_traceback_bytes = static_cast<size_t>(std::max(64, s.max_traceback_bytes));
+  SharedState state(so);
+  IngestStats stats;
+
+  MetricsOptions mo;
+  mo.runtime_buckets = *buckets;
+  const auto compat = SplitList(s.metrics_compat);
+  mo.flower_compat = std::find(compat.begin(), compat.end(), "flower") != compat.end();
+  mo.celery_exporter_compat = std::find(compat.begin(), compat.end(), "celery-exporter") != compat.end();
+  mo.max_task_names = static_cast<size_t>(std::max(1, s.metrics_max_task_names));
+  mo.max_workers = static_cast<size_t>(std::max(1, s.metrics_max_workers));
+  Metrics metrics(mo);
+  state.Write()->AddListener(&metrics);
+
+  IngestQueue queue(static_cast<size_t>(std::max(1, s.ingest_queue_mb)) << 20, stats);
+  PipelineOptions po;
+  po.max_message_bytes = static_cast<size_t>(std::max(1024, s.max_event_bytes));
+  IngestPipeline pipeline(state, queue, stats, po);
+
+  std::unique_ptr<CaptureWriter> capture;
+  if (!s.capture.empty()) {
+    auto w = CaptureWriter::Open(s.capture);
+    if (!w) {
+      log->error("--capture: {}", w.error());
+      return 2;
+    }
+    capture.reset(*w);
+  }
+
+  RedisEventOptions eo;
+  eo.global_keyprefix = s.global_keyprefix;
+  eo.fanout_prefix = s.fanout_prefix;
+  RedisEventSource source(*url, eo, stats, [&](std::string&& payload, double received_at) {
+    RawMessage m{std::move(payload), received_at, {}, false};
+    if (capture) {
+      capture->Write(m);
+    }
+    queue.Push(std::move(m));
+  });
+
+  RedisQueueOptions qo;
+  qo.global_keyprefix = s.global_keyprefix;
+  RedisQueueReader queue_reader(*url, qo);
+
+  ApiContext ctx;
+  ctx.state = &state;
+  ctx.ingest = &stats;
+  ctx.broker_redacted = url->Redacted();
+  ctx.extra_queues = SplitList(s.queues);
+  ctx.extra_queues.emplace_back("celery");
+  ctx.now = WallNow;
+  ctx.started_at = WallNow();
+  ctx.queue_lengths = [&](const std::vector<std::string>& names) -> Result<std::vector<QueueLengthEntry>> {
+    auto r = queue_reader.Lengths(names);
+    if (!r) {
+      return Error{r.error()};
+    }
+    std::vector<QueueLengthEntry> out;
+    for (auto& q : *r) {
+      out.push_back({q.name, q.messages});
+    }
+    return out;
+  };
+  RedisQueueReader poll_reader(*url, qo);
+  QueuePoller poller(poll_reader, ctx, s.queue_poll_interval);
+  ctx.render_metrics = [&](bool openmetrics) {
+    const auto queues = poller.Snapshot();
+    auto st = state.Read();
+    return metrics.Render(*st, stats, queues, WallNow(), openmetrics);
+  };
+
+  Router router;
+  RegisterReadApi(router, ctx);
+  HttpServerOptions ho;
+  ho.address = s.address;
+  ho.port = s.port;
+  ho.threads = std::max(1, s.http_threads);
+  ho.url_prefix = s.url_prefix;
+  HttpServer server(ho, router);
+  auto bound = server.Start();
+  if (!bound) {
+    log->error("{}", bound.error());
+    return 1;
+  }
+  pipeline.Start();
+  source.Start();
+  poller.Start();
+  log->info("Stalk {} serving http://{}:{}{} — broker {}", STALK_VERSION, s.address, *bound,
+            s.url_prefix.empty() ? "" : "/" + s.url_prefix, url->Redacted());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log->info("received signal {}, stopping", sig);
+  server.Stop();
+  poller.Stop();
+  source.Stop();
+  pipeline.Stop();
+  return 0;
+}
+
+}  // namespace stalk

@@ -1,0 +1,200 @@
+// Stalk — Celery monitoring server.
+#include "cli/settings.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace stalk {
+namespace {
+
+struct SettingDef {
+  const char* name;  // flag name without dashes (Flower's spelling)
+  const char* help;
+  std::vector<const char*> extra_env;
+  // Assigns the parsed text; false when invalid.
+  bool (*assign)(ServeSettings&, const std::string&);
+  std::string (*show_default)(const ServeSettings&);
+  CLI::Option* (*add)(CLI::App&, ServeSettings&, const std::string& flag, const std::string& help);
+};
+
+template <typename T>
+bool ParseInto(T& dst, const std::string& text) {
+  std::istringstream in(text);
+  T v{};
+  if (!(in >> v)) {
+    return false;
+  }
+  char extra;
+  if (in >> extra) {
+    return false;
+  }
+  dst = v;
+  return true;
+}
+template <>
+bool ParseInto<std::string>(std::string& dst, const std::string& text) {
+  dst = text;
+  return true;
+}
+
+template <typename T>
+std::string Show(const T& v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+#define STALK_SETTING(field, help, ...)                                                             \
+  SettingDef {                                                                                      \
+    #field, help, {__VA_ARGS__},                                                                    \
+        [](ServeSettings& s, const std::string& t) { return ParseInto(s.field, t); },               \
+        [](const ServeSettings& s) { return Show(s.field); },                                      \
+        [](CLI::App& app, ServeSettings& s, const std::string& flag, const std::string& h) {       \
+          return app.add_option(flag, s.field, h);                                                  \
+        }                                                                                           \
+  }
+
+const std::vector<SettingDef>& Defs() {
+  static const std::vector<SettingDef> defs = {
+      STALK_SETTING(broker, "Celery broker URL: redis://[:password@]host:port/db or redis+socket:///path",
+                    "CELERY_BROKER_URL", "BROKER_URL"),
+      STALK_SETTING(address, "Address the HTTP server listens on (Flower binds all; Stalk defaults to loopback)"),
+      STALK_SETTING(port, "HTTP port"),
+      STALK_SETTING(url_prefix, "Serve everything under this path prefix (behind a reverse proxy)"),
+      STALK_SETTING(max_tasks, "Most tasks kept in memory; the oldest is evicted first"),
+      STALK_SETTING(max_workers, "Most workers kept in memory; offline ones are forgotten first"),
+      STALK_SETTING(purge_offline_workers, "Forget workers offline for this many seconds (0 = keep)"),
+      STALK_SETTING(inspect_timeout, "Remote-control reply timeout in ms (accepted for Flower compatibility)"),
+      STALK_SETTING(queues, "Comma-separated queue names to report besides those seen on task events"),
+      STALK_SETTING(global_keyprefix, "kombu's global_keyprefix transport option, if the app sets one"),
+      STALK_SETTING(fanout_prefix, "kombu's fanout_prefix ('/{db}.' is kombu's default; '' for fanout_prefix=False)"),
+      STALK_SETTING(max_field_bytes, "Longest args/kwargs/result/exception kept per task (longer ones are truncated and marked)"),
+      STALK_SETTING(max_traceback_bytes, "Longest traceback kept per task"),
+      STALK_SETTING(max_event_bytes, "Largest broker message decoded; larger ones are rejected and counted"),
+      STALK_SETTING(ingest_queue_mb, "Memory bound of the queue between broker reader and state writer"),
+      STALK_SETTING(http_threads, "HTTP server threads"),
+      STALK_SETTING(queue_poll_interval, "Seconds between queue-length polls for /metrics"),
+      STALK_SETTING(metrics_compat, "Metric name sets to export: flower, celery-exporter (comma-separated; '' for Stalk's own only)"),
+      STALK_SETTING(task_runtime_metric_buckets, "Runtime histogram buckets in seconds, comma-separated (default: Flower's)"),
+      STALK_SETTING(metrics_max_task_names, "Most task-name label values exported; the rest are folded into 'other'"),
+      STALK_SETTING(metrics_max_workers, "Most worker label values exported; the rest are folded into 'other'"),
+      STALK_SETTING(logging, "Log level: debug, info, warning, error"),
+      STALK_SETTING(capture, "Also record the raw event stream to this capture file (for stalk replay)"),
+  };
+  return defs;
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s) {
+    c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+Result<std::map<std::string, std::string>> ReadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return Error{"cannot read config file " + path};
+  }
+  std::map<std::string, std::string> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    const size_t hash = line.find('#');
+    if (hash != std::string::npos && line.find_first_of("'\"") > hash) {
+      line.resize(hash);
+    }
+    const size_t eq = line.find('=');
+    auto trim = [](std::string s) {
+      const size_t a = s.find_first_not_of(" \t\r");
+      const size_t b = s.find_last_not_of(" \t\r");
+      return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+    };
+    if (trim(line).empty()) {
+      continue;
+    }
+    if (eq == std::string::npos) {
+      return Error{path + ":" + std::to_string(lineno) + ": expected `name = value`"};
+    }
+    std::string key = trim(line.substr(0, eq));
+    std::string value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') && value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterServeSettings(CLI::App& app, ServeSettings& s) {
+  for (const SettingDef& d : Defs()) {
+    std::string help = d.help;
+    std::string env = "STALK_" + Upper(d.name) + ", FLOWER_" + Upper(d.name);
+    for (const char* e : d.extra_env) {
+      env += std::string(", ") + e;
+    }
+    d.add(app, s, std::string("--") + d.name, help + " [env: " + env + "]")->capture_default_str();
+  }
+  app.add_option("--conf", s.conf, "Config file of `name = value` lines (a simple flowerconfig.py works)");
+}
+
+Result<bool> ApplyEnvAndConfig(CLI::App& app, ServeSettings& s) {
+  std::map<std::string, std::string> file;
+  if (!s.conf.empty()) {
+    auto r = ReadConfigFile(s.conf);
+    if (!r) {
+      return Error{r.error()};
+    }
+    file = std::move(*r);
+  }
+  for (const SettingDef& d : Defs()) {
+    if (app.get_option(std::string("--") + d.name)->count() > 0) {
+      continue;
+    }
+    std::vector<std::string> envs = {"STALK_" + Upper(d.name), "FLOWER_" + Upper(d.name)};
+    for (const char* e : d.extra_env) {
+      envs.emplace_back(e);
+    }
+    bool done = false;
+    for (const auto& e : envs) {
+      if (const char* v = std::getenv(e.c_str()); v && *v) {
+        if (!d.assign(s, v)) {
+          return Error{"invalid value in environment variable " + e + " for --" + d.name};
+        }
+        done = true;
+        break;
+      }
+    }
+    if (!done) {
+      if (auto it = file.find(d.name); it != file.end()) {
+        if (!d.assign(s, it->second)) {
+          return Error{"invalid value for '" + std::string(d.name) + "' in " + s.conf};
+        }
+      }
+    }
+  }
+  return true;
+}
+
+std::string SettingsMarkdown() {
+  ServeSettings defaults;
+  std::string out = "| option | environment | default | meaning |\n|---|---|---|---|\n";
+  for (const SettingDef& d : Defs()) {
+    std::string env = "`STALK_" + Upper(d.name) + "`, `FLOWER_" + Upper(d.name) + "`";
+    for (const char* e : d.extra_env) {
+      env += std::string(", `") + e + "`";
+    }
+    std::string def = d.show_default(defaults);
+    out += std::string("| `--") + d.name + "` | " + env + " | " + (def.empty() ? "" : "`" + def + "`") + " | " +
+           d.help + " |\n";
+  }
+  out += "| `--conf` | | | Config file of `name = value` lines (a simple flowerconfig.py works) |\n";
+  return out;
+}
+
+}  // namespace stalk

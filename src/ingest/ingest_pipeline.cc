@@ -1,0 +1,93 @@
+// Stalk — Celery monitoring server.
+#include "ingest/ingest_pipeline.h"
+
+#include <chrono>
+
+namespace stalk {
+
+double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+IngestPipeline::IngestPipeline(SharedState& state, IngestQueue& queue, IngestStats& stats,
+                               PipelineOptions options)
+    : state_(state), queue_(queue), stats_(stats), options_(options), decoder_(options.max_message_bytes) {}
+
+IngestPipeline::~IngestPipeline() { Stop(); }
+
+void IngestPipeline::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void IngestPipeline::Stop() {
+  stop_ = true;
+  queue_.Close();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void IngestPipeline::Reject(RejectReason why, std::string_view detail) {
+  const auto i = static_cast<size_t>(why);
+  stats_.rejected[i].fetch_add(1, std::memory_order_relaxed);
+  if (reject_log_[i].Allow()) {
+    std::string shown(detail.substr(0, 200));
+    Logger("ingest")->warn("rejected a message: {} ({}); further ones are counted in /metrics, "
+                           "logged at most once a minute",
+                           RejectReasonName(why), shown);
+  }
+}
+
+size_t IngestPipeline::ApplyBatch(const std::vector<RawMessage>& batch) {
+  if (batch.empty()) {
+    return 0;
+  }
+  size_t applied = 0;
+  double last_ts = 0;
+  auto w = state_.Write();
+  ClusterState& st = *w;
+  for (const RawMessage& m : batch) {
+    auto sink = [&](const Event& ev) {
+      st.Apply(ev, m.received_at);
+      if (ev.has_timestamp) {
+        last_ts = ev.timestamp;
+      }
+      ++applied;
+    };
+    auto reject = [&](RejectReason why, std::string_view detail) { Reject(why, detail); };
+    if (m.raw_body) {
+      decoder_.DecodeBody(m.content_type, m.payload, sink, reject);
+    } else {
+      decoder_.DecodeKombuEnvelope(m.payload, sink, reject);
+    }
+  }
+  stats_.messages_decoded.fetch_add(batch.size(), std::memory_order_relaxed);
+  stats_.events_ingested.fetch_add(applied, std::memory_order_relaxed);
+  if (applied > 0) {
+    const double now = WallNow();
+    stats_.last_event_at = now;
+    if (last_ts > 0) {
+      stats_.ingest_lag_seconds = now - last_ts;
+    }
+  }
+  return applied;
+}
+
+void IngestPipeline::Run() {
+  std::vector<RawMessage> batch;
+  batch.reserve(options_.batch_max);
+  double next_tick = 0;
+  for (;;) {
+    const bool more = queue_.PopBatch(batch, options_.batch_max, 200);
+    ApplyBatch(batch);
+    const double now = WallNow();
+    if (now >= next_tick) {
+      auto w = state_.Write();
+      w->Tick(now);
+      next_tick = now + options_.tick_interval;
+    }
+    if (!more) {
+      break;
+    }
+  }
+}
+
+}  // namespace stalk

@@ -1,0 +1,89 @@
+// Stalk — Celery monitoring server.
+// ExpositionWriter: appends the Prometheus text format (0.0.4) or OpenMetrics 1.0.0 into one growing
+// std::string — no iostreams, numbers through std::to_chars. It owns the differences between the two:
+// counter family names (`x_total` in 0.0.4 headers, `x` in OpenMetrics), the `info` type, HELP
+// escaping, and the closing `# EOF`. It does not sort or de-duplicate: callers write each family once,
+// its samples together, each label set once.
+//
+//   ExpositionWriter w(/*openmetrics=*/false);
+//   w.Family("flower_events", MetricType::kCounter, "Number of events");
+//   w.Open(); w.Labels(R"(worker="w1",task="t")"); w.Label("type", "task-received"); w.Close(uint64_t{3});
+//   // -> flower_events_total{worker="w1",task="t",type="task-received"} 3
+//   std::string body = w.Finish();
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stalk {
+
+struct Histogram;
+
+enum class MetricType : uint8_t { kCounter, kGauge, kHistogram, kInfo };
+
+class ExpositionWriter {
+ public:
+  explicit ExpositionWriter(bool openmetrics, size_t reserve_bytes = 0);
+
+  // Starts a family with its HELP and TYPE lines. `name` is the family name without the suffix its
+  // samples carry: "flower_events" for the counter whose samples are flower_events_total,
+  // "stalk_build" for the info metric stalk_build_info. In the 0.0.4 format counters are declared
+  // with "_total" (as prometheus_client does) and info metrics as gauges named "<name>_info".
+  void Family(std::string_view name, MetricType type, std::string_view help);
+
+  // One sample of the current family, built in three steps: Open, any labels, Close with the value.
+  // `suffix` is appended to the sample name ("_bucket"...); empty = the family's own sample name.
+  void Open(std::string_view suffix = {});
+  // Appends pre-escaped `k="v",...` text (may be empty).
+  void Labels(std::string_view prebuilt);
+  // Appends one label; `escaped_value` must already be escaped (see AppendEscapedLabelValue).
+  void Label(std::string_view key, std::string_view escaped_value);
+  // Appends one label, escaping `raw_value`.
+  void LabelRaw(std::string_view key, std::string_view raw_value);
+  void Close(uint64_t value);
+  void Close(double value);
+
+  // A whole histogram series: cumulative _bucket lines (one per `le_values`, the last "+Inf"), then
+  // _count and _sum. `h.counts` must be empty or have le_values.size() slots.
+  void HistogramSeries(std::string_view prebuilt_labels, const Histogram& h,
+                       const std::vector<std::string>& le_values);
+
+  // Ends the exposition ("# EOF" for OpenMetrics) and hands the text over.
+  std::string Finish();
+
+  bool openmetrics() const { return openmetrics_; }
+  size_t size() const { return len_; }
+
+ private:
+  // Room for `n` more bytes; returns where they go. The buffer is a std::string sized ahead of the
+  // text (len_ marks the end), so appends are a bounds check and an inlined copy, not a libc call.
+  char* Room(size_t n) {
+    if (len_ + n > buf_.size()) {
+      Grow(n);
+    }
+    return buf_.data() + len_;
+  }
+  void Grow(size_t n);
+  void Put(std::string_view s);
+  void Put(char c) { *Room(1) = c, ++len_; }
+  void PutUint(uint64_t v);
+  void PutDouble(double v);
+  void PutHelp(std::string_view help);
+  void EndLabels();
+
+  std::string buf_;
+  size_t len_ = 0;
+  bool openmetrics_;
+  std::string family_;
+  std::string sample_prefix_;  // "<family><suffix>{" of the family's own samples
+  std::string_view sample_suffix_;  // "_total" for counters, "_info" for info, "" otherwise
+  size_t labels_start_ = 0;         // len_ just after the '{' of the open sample
+};
+
+// Appends a sample value: integers exactly, doubles shortest round-trip, NaN/+Inf/-Inf spelled as the
+// formats require.
+void AppendSampleValue(std::string& out, double value);
+
+}  // namespace stalk

@@ -1,0 +1,124 @@
+// Stalk — Celery monitoring server.
+// Metrics: the Prometheus exposition behind /metrics. Three metric sets, each family documented in
+// src/metrics/README.md:
+//  - Flower's (flower_*), same names, types and labels, with Flower's bugs fixed: worker liveness and
+//    the prefetched/executing gauges are computed from the cluster state at render time, so a worker
+//    killed with SIGKILL goes to 0 when its heartbeats stop and revoked tasks cannot leave a gauge
+//    stuck above 0;
+//  - celery-exporter's (celery_*), same names and labels (hostname keeps the full worker name);
+//  - Stalk's own (stalk_*): queue wait and end-to-end histograms, ingest health, memory.
+// Counters and histograms are accumulated from state callbacks (they count events, which the state
+// does not keep); gauges are read from the state when rendering. Label values are capped per label
+// (MetricsOptions) and folded into "other" past the cap, so a misbehaving client cannot blow up the
+// series count. Not a general metrics registry: it knows its families by name.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+
+#include "metrics/label_space.h"
+#include "metrics/series.h"
+#include "state/state_listener.h"
+
+namespace stalk {
+
+class ClusterState;
+class ExpositionWriter;
+struct IngestStats;
+
+// Content types for the two formats Render writes.
+inline constexpr std::string_view kPrometheusTextContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kOpenMetricsContentType =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+struct MetricsOptions {
+  // Histogram bucket bounds (seconds) for every histogram; empty = Flower's default buckets
+  // (prometheus_client's .005 … 10). +Inf is implicit; unsorted input is sorted.
+  std::vector<double> runtime_buckets;
+  bool flower_compat = true;           // flower_* families
+  bool celery_exporter_compat = true;  // celery_* families
+  // Cardinality caps: distinct task names / worker (and client) hostnames given their own series;
+  // more are folded into task="other" / worker="other", counted in stalk_metrics_label_overflow_total.
+  size_t max_task_names = 1000;
+  size_t max_workers = 5000;
+  // A task name not seen for this long leaves the per-(worker, task) gauges (0 = never). Counters
+  // and histograms keep it: they must stay monotonic.
+  double task_name_ttl_seconds = 0;
+};
+
+// One broker queue as the transport measured it; -1 = unknown (that series is not written).
+struct QueueLength {
+  std::string name;
+  int64_t messages;
+  int64_t consumers = -1;  // celery_active_consumer_count (AMQP reports it; Redis cannot)
+  int64_t workers = -1;    // celery_active_worker_count: workers consuming it (from inspect)
+  int64_t processes = -1;  // celery_active_process_count: their pool processes (from inspect)
+};
+
+// Registered with ClusterState::AddListener. The On* callbacks run on the ingest thread under the
+// state's write lock; Render runs under its read lock, possibly in several threads at once, and
+// mutates nothing (the size hint is an atomic).
+class Metrics : public StateListener {
+ public:
+  explicit Metrics(MetricsOptions options);
+
+  // Renders the whole exposition at `now` (epoch seconds, the receiver's clock). The caller holds
+  // the state's read lock. `openmetrics` selects OpenMetrics 1.0.0 (kOpenMetricsContentType: counter
+  // families named without _total, `# EOF` at the end) instead of Prometheus text 0.0.4.
+  std::string Render(const ClusterState& state, const IngestStats& ingest, const std::vector<QueueLength>& queues,
+                     double now, bool openmetrics) const;
+
+  void OnTaskEvent(const ClusterState& state, const Task& task, const Event& ev, TaskState previous) override;
+  void OnWorkerEvent(const ClusterState& state, const Worker& worker, const Event& ev) override;
+
+  const MetricsOptions& options() const { return options_; }
+
+ private:
+  // Per render: each tracked worker with its label slot and liveness (render_view.cc).
+  struct WorkerRow {
+    const Worker* worker;
+    uint32_t id;    // interned hostname
+    uint32_t slot;  // LabelSpace slot; kNone when never seen by a callback (Metrics attached late)
+    bool alive;
+  };
+  struct RenderView;
+
+  // ---- ingest side (metrics.cc)
+  uint32_t FlowerPairFor(uint32_t host_slot, uint32_t task_slot);
+  uint32_t CelerySeriesFor(uint32_t task_slot, uint32_t host_slot, uint32_t queue_slot);
+  void CountFlower(const Task& t, const Event& ev, uint32_t host_slot, uint32_t task_slot, bool eta);
+  void CountCelery(const ClusterState& state, const Task& t, const Event& ev, uint32_t host_slot,
+                   uint32_t task_slot);
+  void CountStalk(const Task& t, const Event& ev, TaskState previous, uint32_t task_slot, bool eta);
+
+  // ---- render side
+  RenderView BuildView(const ClusterState& state, double now) const;
+  bool TaskFresh(uint32_t task_slot, double now) const;
+  void WriteWorkerLabel(ExpositionWriter& w, std::string_view key, const WorkerRow& row) const;
+  template <typename ValueFn>
+  void WorkerGauge(ExpositionWriter& w, const RenderView& view, std::string_view key, ValueFn value) const;
+  void RenderFlower(ExpositionWriter& w, const ClusterState& state, const RenderView& view, double now) const;
+  void RenderCelery(ExpositionWriter& w, const RenderView& view, const std::vector<QueueLength>& queues) const;
+  void RenderStalk(ExpositionWriter& w, const ClusterState& state, const IngestStats& ingest) const;
+
+  MetricsOptions options_;
+  std::vector<double> bounds_;            // histogram bounds, ascending, +Inf excluded
+  std::vector<std::string> le_values_;    // their `le` spellings, then "+Inf"
+  LabelSpace tasks_;                      // task / name
+  LabelSpace hosts_;                      // worker / hostname (workers and task-sent clients)
+  LabelSpace queues_;                     // queue_name
+  LabelSpace exceptions_;                 // exception (class name)
+  LabelSpace types_;                      // type of custom task-xyz events
+  std::vector<detail::FlowerPair> flower_;
+  absl::flat_hash_map<uint64_t, uint32_t> flower_index_;  // (host slot << 32 | task slot) -> flower_
+  std::vector<detail::CelerySeries> celery_;
+  absl::flat_hash_map<detail::CeleryKey, uint32_t> celery_index_;
+  std::vector<detail::TaskNameSeries> by_task_;           // by task slot
+  mutable std::atomic<size_t> size_hint_{0};              // last render's size, to reserve once
+};
+
+}  // namespace stalk

@@ -1,0 +1,110 @@
+// Stalk — Celery monitoring server.
+// Metrics, render side: Stalk's own families — per-task-name latency histograms, ingest health from
+// IngestStats, state size from ClusterState, process memory, build info, label overflows.
+#include "common/ingest_stats.h"
+#include "metrics/exposition_writer.h"
+#include "metrics/metrics.h"
+#include "metrics/process_memory.h"
+#include "protocol/reject_reason.h"
+#include "state/cluster_state.h"
+
+#ifndef STALK_VERSION
+#define STALK_VERSION "unknown"
+#endif
+
+namespace stalk {
+namespace {
+
+static_assert(static_cast<size_t>(RejectReason::kCount) <= kRejectReasonSlots,
+              "IngestStats::rejected must have a slot per RejectReason");
+
+uint64_t Load(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+void Metrics::RenderStalk(ExpositionWriter& w, const ClusterState& state, const IngestStats& ingest) const {
+  std::string labels;
+  auto task_histograms = [&](std::string_view family, std::string_view help,
+                             Histogram detail::TaskNameSeries::*member) {
+    w.Family(family, MetricType::kHistogram, help);
+    for (size_t slot = 0; slot < by_task_.size(); ++slot) {
+      const Histogram& h = by_task_[slot].*member;
+      if (h.count == 0) {
+        continue;
+      }
+      labels.assign("task=\"");
+      labels += tasks_.escaped(static_cast<uint32_t>(slot));
+      labels += '"';
+      w.HistogramSeries(labels, h, le_values_);
+    }
+  };
+  task_histograms("stalk_task_queue_wait_seconds",
+                  "Time tasks waited at the worker between task-received and task-started (ETA tasks excluded).",
+                  &detail::TaskNameSeries::queue_wait);
+  task_histograms("stalk_task_e2e_latency_seconds",
+                  "Time from task-sent to task-succeeded or task-failed, for tasks whose both events arrived.",
+                  &detail::TaskNameSeries::e2e_latency);
+
+  w.Family("stalk_events_ingested", MetricType::kCounter, "Events applied to the cluster state.");
+  w.Open();
+  w.Close(Load(ingest.events_ingested));
+  w.Family("stalk_events_rejected", MetricType::kCounter, "Broker messages or events not applied, by reason.");
+  for (size_t r = 0; r < static_cast<size_t>(RejectReason::kCount); ++r) {
+    w.Open();
+    w.Label("reason", RejectReasonName(static_cast<RejectReason>(r)));
+    w.Close(Load(ingest.rejected[r]));
+  }
+  w.Family("stalk_broker_connected", MetricType::kGauge, "1 while the event connection to the broker is up.");
+  w.Open();
+  w.Close(uint64_t{ingest.broker_connected.load(std::memory_order_relaxed)});
+  w.Family("stalk_broker_reconnects", MetricType::kCounter, "Successful broker connections after the first.");
+  w.Open();
+  w.Close(Load(ingest.reconnects));
+  w.Family("stalk_ingest_lag_seconds", MetricType::kGauge,
+           "Receive time minus event timestamp of the last applied event.");
+  w.Open();
+  w.Close(ingest.ingest_lag_seconds.load(std::memory_order_relaxed));
+  w.Family("stalk_ingest_queue_bytes", MetricType::kGauge, "Bytes waiting between the broker reader and the state.");
+  w.Open();
+  w.Close(Load(ingest.queue_bytes));
+  w.Family("stalk_ingest_dropped", MetricType::kCounter, "Messages dropped because the ingest queue was full.");
+  w.Open();
+  w.Close(Load(ingest.queue_dropped));
+
+  const StateCounters& c = state.counters();
+  w.Family("stalk_tasks_tracked", MetricType::kGauge, "Tasks held in memory.");
+  w.Open();
+  w.Close(uint64_t{state.task_count()});
+  w.Family("stalk_tasks_evicted", MetricType::kCounter, "Tasks dropped from memory to stay under max_tasks.");
+  w.Open();
+  w.Close(c.tasks_evicted);
+  w.Family("stalk_tasks_lost", MetricType::kCounter,
+           "Unfinished tasks of workers that went offline (killed or heartbeat expired).");
+  w.Open();
+  w.Close(c.tasks_lost);
+  w.Family("stalk_workers_tracked", MetricType::kGauge, "Workers held in memory, online or not.");
+  w.Open();
+  w.Close(uint64_t{state.workers().size()});
+
+  w.Family("stalk_process_resident_memory_bytes", MetricType::kGauge, "Resident memory of the Stalk process.");
+  if (const auto rss = ResidentMemoryBytes()) {
+    w.Open();
+    w.Close(*rss);
+  }
+  w.Family("stalk_build", MetricType::kInfo, "Stalk build information.");
+  w.Open();
+  w.Label("version", STALK_VERSION);
+  w.Close(uint64_t{1});
+
+  w.Family("stalk_metrics_label_overflow", MetricType::kCounter,
+           "Observations whose label value was folded into \"other\" by a cardinality cap, by label.");
+  const std::pair<std::string_view, const LabelSpace*> spaces[] = {
+      {"task", &tasks_}, {"worker", &hosts_}, {"queue_name", &queues_}, {"exception", &exceptions_}, {"type", &types_}};
+  for (const auto& [label, space] : spaces) {
+    w.Open();
+    w.Label("label", label);
+    w.Close(space->overflows());
+  }
+}
+
+}  // namespace stalk

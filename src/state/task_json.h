@@ -1,0 +1,17 @@
+// Stalk — Celery monitoring server.
+// JSON renderings of tasks and workers with Flower's field names and value types
+// (celery.events.state.Task.as_dict(), with `worker` as the hostname), plus Stalk's `lost`/`lost_at`.
+#pragma once
+
+#include "common/json_writer.h"
+#include "state/cluster_state.h"
+
+namespace stalk {
+
+// Writes one task object. `with_task_id` adds Flower's "task-id" key (used by /api/task/info).
+void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool with_task_id = false);
+
+// Writes one worker object as Stalk knows it from events (status, heartbeat fields, counts).
+void WriteWorkerJson(const ClusterState& st, const Worker& wk, double now, JsonWriter& w);
+
+}  // namespace stalk

@@ -1,0 +1,235 @@
+// Stalk — Celery monitoring server.
+#include "state/task_query.h"
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+namespace stalk {
+namespace {
+
+struct SearchTerms {
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> kwargs;
+  std::vector<std::string> states;
+  std::optional<std::string> result;
+  std::optional<std::string> any;
+  bool empty() const { return args.empty() && kwargs.empty() && states.empty() && !result && !any; }
+};
+
+std::string StripQuotes(std::string_view v) {
+  while (!v.empty() && (v.front() == '"' || v.front() == ' ')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == '"' || v.back() == ' ')) v.remove_suffix(1);
+  return std::string(v);
+}
+
+// Splits on whitespace and commas, keeping quoted runs together (Flower's search regexp).
+std::vector<std::string_view> SplitTerms(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (std::isspace(static_cast<unsigned char>(s[i])) || s[i] == ',')) ++i;
+    const size_t start = i;
+    while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i])) && s[i] != ',') {
+      if (s[i] == '"') {
+        ++i;
+        while (i < s.size() && s[i] != '"') {
+          i += (s[i] == '\\' && i + 1 < s.size()) ? 2 : 1;
+        }
+      }
+      if (i < s.size()) ++i;
+    }
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+SearchTerms ParseSearch(std::string_view raw) {
+  SearchTerms t;
+  for (std::string_view part : SplitTerms(raw)) {
+    if (part.starts_with("result:")) {
+      t.result = StripQuotes(part.substr(7));
+    } else if (part.starts_with("args:")) {
+      t.args.push_back(StripQuotes(part.substr(5)));
+    } else if (part.starts_with("kwargs:")) {
+      std::string_view kv = part.substr(7);
+      const size_t eq = kv.find('=');
+      if (eq != std::string_view::npos) {
+        t.kwargs.emplace_back(StripQuotes(kv.substr(0, eq)), StripQuotes(kv.substr(eq + 1)));
+      }
+    } else if (part.starts_with("state:")) {
+      t.states.push_back(StripQuotes(part.substr(6)));
+    } else {
+      t.any = StripQuotes(part);
+    }
+  }
+  return t;
+}
+
+bool Contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+
+// Flower's stringified_dict_contains_value: finds `'key': value` in a repr'd dict.
+bool KwargsContain(std::string_view dict, std::string_view key, std::string_view value) {
+  size_t k = dict.find(key);
+  if (k == std::string_view::npos) return false;
+  size_t start = k + key.size() + 3;
+  if (start > dict.size()) return false;
+  size_t end = dict.find(',', start);
+  if (end == std::string_view::npos) end = dict.find('}', start);
+  if (end == std::string_view::npos) return false;
+  std::string_view v = dict.substr(start, end - start);
+  while (!v.empty() && (v.front() == '"' || v.front() == '\'')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == '"' || v.back() == '\'')) v.remove_suffix(1);
+  return v == value;
+}
+
+bool MatchesSearch(const ClusterState& st, const Task& t, const SearchTerms& s) {
+  if (s.empty()) return true;
+  const std::string_view state = st.StateName(t);
+  for (const auto& x : s.states) {
+    if (state == x) return true;
+  }
+  if (s.any) {
+    const std::string& a = *s.any;
+    if (Contains(st.Name(t.name), a) || Contains(state, a) || Contains(t.args.view(), a) ||
+        Contains(t.kwargs.view(), a) || Contains(t.result.view(), a) ||
+        (t.worker != kNoId && Contains(st.Name(t.worker), a)) || Contains(t.IdString(), a)) {
+      return true;
+    }
+  }
+  if (s.result && !t.result.is_null() && Contains(t.result.view(), *s.result)) return true;
+  if (!s.kwargs.empty()) {
+    bool all = true;
+    for (const auto& [k, v] : s.kwargs) all = all && KwargsContain(t.kwargs.view(), k, v);
+    if (all) return true;
+  }
+  if (!s.args.empty()) {
+    bool all = true;
+    for (const auto& a : s.args) all = all && Contains(t.args.view(), a);
+    if (all) return true;
+  }
+  return false;
+}
+
+enum class SortKey { kNone, kName, kState, kReceived, kStarted, kSucceeded, kRuntime, kTimestamp };
+
+}  // namespace
+
+std::optional<double> ParseQueryTime(std::string_view text) {
+  double epoch;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), epoch);
+  if (ec == std::errc() && p == text.data() + text.size()) {
+    return epoch;
+  }
+  std::tm tm{};
+  std::string s(text);
+  const char* end = strptime(s.c_str(), "%Y-%m-%d %H:%M", &tm);
+  if (!end || *end != '\0') {
+    return std::nullopt;
+  }
+  tm.tm_isdst = -1;
+  return static_cast<double>(std::mktime(&tm));
+}
+
+Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const TaskQuery& q) {
+  std::string_view sort = q.sort_by;
+  bool descending = false;
+  if (sort.starts_with('-')) {
+    descending = true;
+    sort.remove_prefix(1);
+  }
+  SortKey key = SortKey::kNone;
+  if (sort.empty()) key = SortKey::kNone;
+  else if (sort == "name") key = SortKey::kName;
+  else if (sort == "state") key = SortKey::kState;
+  else if (sort == "received") key = SortKey::kReceived;
+  else if (sort == "started") key = SortKey::kStarted;
+  else if (sort == "succeeded") key = SortKey::kSucceeded;
+  else if (sort == "runtime") key = SortKey::kRuntime;
+  else if (sort == "timestamp") key = SortKey::kTimestamp;
+  else return Error{"invalid sort_by: use name, state, received, started, succeeded, runtime or timestamp"};
+
+  auto active = [](const std::string& f) { return !f.empty() && f != "All"; };
+  uint32_t name_id = kNoId, worker_id = kNoId;
+  if (active(q.taskname) && (name_id = st.FindString(q.taskname)) == kNoId) return std::vector<const Task*>{};
+  if (active(q.workername) && (worker_id = st.FindString(q.workername)) == kNoId) {
+    return std::vector<const Task*>{};
+  }
+  std::optional<TaskState> state_filter;
+  uint32_t custom_state = kNoId;
+  if (active(q.state)) {
+    TaskState s;
+    if (ParseTaskState(q.state, s)) {
+      state_filter = s;
+    } else if ((custom_state = st.FindString(q.state)) != kNoId) {
+      state_filter = TaskState::kCustom;
+    } else {
+      return std::vector<const Task*>{};
+    }
+  }
+  const SearchTerms search = ParseSearch(q.search);
+
+  auto matches = [&](const Task& t) {
+    if (name_id != kNoId && t.name != name_id) return false;
+    // Flower keeps tasks with no worker yet when filtering by worker; so do we.
+    if (worker_id != kNoId && t.worker != kNoId && t.worker != worker_id) return false;
+    if (state_filter && (t.state != *state_filter || (custom_state != kNoId && t.custom_state != custom_state))) {
+      return false;
+    }
+    if (q.received_start && t.received > 0 && t.received < *q.received_start) return false;
+    if (q.received_end && t.received > 0 && t.received > *q.received_end) return false;
+    if (q.started_start && t.started > 0 && t.started < *q.started_start) return false;
+    if (q.started_end && t.started > 0 && t.started > *q.started_end) return false;
+    return MatchesSearch(st, t, search);
+  };
+
+  // Flower treats limit=0 as no limit; offset + limit saturates.
+  const size_t want = (q.limit && *q.limit > 0 && *q.limit <= SIZE_MAX - q.offset) ? q.offset + *q.limit : SIZE_MAX;
+  std::vector<const Task*> out;
+  if (key == SortKey::kNone) {
+    size_t seen = 0;
+    st.ForEachTaskNewestFirst([&](const Task& t) {
+      if (!matches(t)) return true;
+      if (seen++ >= q.offset) out.push_back(&t);
+      return seen < want;  // want >= 1 here, so this never over-collects
+    });
+    return out;
+  }
+
+  st.ForEachTaskNewestFirst([&](const Task& t) {
+    if (matches(t)) out.push_back(&t);
+    return true;
+  });
+  auto num = [&](const Task* t) -> double {
+    switch (key) {
+      case SortKey::kReceived: return t->received;
+      case SortKey::kStarted: return t->started;
+      case SortKey::kSucceeded: return t->succeeded;
+      case SortKey::kRuntime: return t->runtime < 0 ? 0 : t->runtime;
+      case SortKey::kTimestamp: return t->timestamp;
+      default: return 0;
+    }
+  };
+  // Ties keep the base order (newest first) in both directions, as Python's stable sorted() does.
+  auto less = [&](const Task* a, const Task* b) {
+    int c = 0;
+    if (key == SortKey::kName) {
+      c = st.Name(a->name).compare(st.Name(b->name));
+    } else if (key == SortKey::kState) {
+      c = st.StateName(*a).compare(st.StateName(*b));
+    } else {
+      const double x = num(a), y = num(b);
+      c = x < y ? -1 : (x > y ? 1 : 0);
+    }
+    if (c != 0) return descending ? c > 0 : c < 0;
+    return a->seq > b->seq;
+  };
+  const size_t n = std::min(want, out.size());
+  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), less);
+  out.resize(n);
+  if (q.offset >= out.size()) return std::vector<const Task*>{};
+  out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(q.offset));
+  return out;
+}
+
+}  // namespace stalk
