@@ -3,7 +3,9 @@
 // workers and 200 task names through the real listener path (each worker online, then for each of
 // its task names one task sent -> received -> started -> succeeded, plus a few tasks left
 // prefetched and executing), then renders 2 times to warm up and 20 times measured, and prints the
-// median, min and max in milliseconds and the exposition size.
+// median, min and max in milliseconds, the exposition size, and the process RSS after filling
+// (state + metrics). Both metric sets are on (the default). Timing is wall clock on a shared machine:
+// compare medians, and expect the max to catch a neighbour's load.
 //
 // Two layouts: "full" (every worker ran every task name: 200,000 (worker, task) pairs, the worst
 // case Flower's label set allows) and "sharded" (each worker serves 20 of the 200 names, as with
@@ -19,6 +21,7 @@
 
 #include "common/ingest_stats.h"
 #include "metrics/metrics.h"
+#include "metrics/process_memory.h"
 #include "state/cluster_state.h"
 
 namespace {
@@ -89,6 +92,7 @@ void Run(int workers, int names, int names_per_worker) {
   const auto t0 = std::chrono::steady_clock::now();
   Fill(state, workers, names, names_per_worker, now);
   const double fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double rss_mb = static_cast<double>(stalk::ResidentMemoryBytes().value_or(0)) / 1e6;
   stalk::IngestStats ingest;
   std::vector<stalk::QueueLength> queues = {{"celery", 10, 2}};
 
@@ -104,9 +108,9 @@ void Run(int workers, int names, int names_per_worker) {
     lines = static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
   }
   std::sort(ms.begin(), ms.end());
-  std::printf("workers=%d names=%d names_per_worker=%d pairs=%d fill=%.1fs | render median=%.2f ms min=%.2f max=%.2f"
+  std::printf("workers=%d names=%d names_per_worker=%d pairs=%d fill=%.2fs rss=%.0fMB | render median=%.2f ms min=%.2f max=%.2f"
               " | %.1f MB, %zu lines, %.0f ns/line\n",
-              workers, names, names_per_worker, workers * names_per_worker, fill_s, (ms[9] + ms[10]) / 2, ms.front(),
+              workers, names, names_per_worker, workers * names_per_worker, fill_s, rss_mb, (ms[9] + ms[10]) / 2, ms.front(),
               ms.back(), static_cast<double>(bytes) / 1e6, lines, (ms[9] + ms[10]) / 2 * 1e6 / static_cast<double>(lines));
 }
 

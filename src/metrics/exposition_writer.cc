@@ -18,16 +18,13 @@ namespace {
 // label values, numbers): GCC inlines fixed-size memcpy, while a variable-size one is a libc call
 // that cost more than the copy itself (measured: 35% of render time).
 inline void CopyShort(char* dst, const char* src, size_t n) {
-  if (n > 64) {
+  if (n > 256) {
     std::memcpy(dst, src, n);
-  } else if (n > 32) {
+  } else if (n > 16) {
     for (size_t i = 0; i + 16 < n; i += 16) {
       std::memcpy(dst + i, src + i, 16);
     }
-    std::memcpy(dst + n - 16, src + n - 16, 16);
-  } else if (n > 16) {
-    std::memcpy(dst, src, 16);
-    std::memcpy(dst + n - 16, src + n - 16, 16);
+    std::memcpy(dst + n - 16, src + n - 16, 16);  // the tail, overlapping what is already copied
   } else if (n >= 8) {
     std::memcpy(dst, src, 8);
     std::memcpy(dst + n - 8, src + n - 8, 8);
@@ -76,20 +73,6 @@ void SizeBuffer(std::string& buf, size_t n) {
 constexpr size_t kMaxNumber = 32;
 
 }  // namespace
-
-void AppendSampleValue(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "NaN";
-    return;
-  }
-  if (std::isinf(value)) {
-    out += value > 0 ? "+Inf" : "-Inf";
-    return;
-  }
-  char buf[kMaxNumber];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
-  out.append(buf, end);
-}
 
 ExpositionWriter::ExpositionWriter(bool openmetrics, size_t reserve_bytes) : openmetrics_(openmetrics) {
   SizeBuffer(buf_, std::max<size_t>(reserve_bytes, 4096));
@@ -145,6 +128,11 @@ void ExpositionWriter::Family(std::string_view name, MetricType type, std::strin
   sample_prefix_.assign(name);
   sample_prefix_ += sample_suffix_;
   sample_prefix_ += '{';
+  if (type == MetricType::kHistogram) {
+    bucket_prefix_ = family_ + "_bucket{";
+    count_prefix_ = family_ + "_count{";
+    sum_prefix_ = family_ + "_sum{";
+  }
   // 0.0.4 has no info type and names counters by their sample name, as prometheus_client does.
   const bool full_name = !openmetrics_ && !sample_suffix_.empty();
   const std::string_view type_name =
@@ -163,6 +151,11 @@ void ExpositionWriter::Family(std::string_view name, MetricType type, std::strin
     }
     Put('\n');
   }
+}
+
+void ExpositionWriter::OpenWith(const std::string& prefix) {
+  Put(prefix);
+  labels_start_ = len_;
 }
 
 void ExpositionWriter::Open(std::string_view suffix) {
@@ -239,15 +232,15 @@ void ExpositionWriter::HistogramSeries(std::string_view prebuilt_labels, const H
     if (i < h.counts.size()) {
       cumulative += h.counts[i];
     }
-    Open("_bucket");
+    OpenWith(bucket_prefix_);
     Labels(prebuilt_labels);
     Label("le", le_values[i]);
     Close(cumulative);
   }
-  Open("_count");
+  OpenWith(count_prefix_);
   Labels(prebuilt_labels);
   Close(h.count);
-  Open("_sum");
+  OpenWith(sum_prefix_);
   Labels(prebuilt_labels);
   Close(h.sum);
 }

@@ -1,9 +1,11 @@
 // Stalk — Celery monitoring server.
-// ExpositionWriter: appends the Prometheus text format (0.0.4) or OpenMetrics 1.0.0 into one growing
-// std::string — no iostreams, numbers through std::to_chars. It owns the differences between the two:
-// counter family names (`x_total` in 0.0.4 headers, `x` in OpenMetrics), the `info` type, HELP
-// escaping, and the closing `# EOF`. It does not sort or de-duplicate: callers write each family once,
-// its samples together, each label set once.
+// ExpositionWriter: appends the Prometheus text format (0.0.4) or OpenMetrics 1.0.0 into one buffer —
+// no iostreams, numbers through std::to_chars, short pieces copied inline. It owns the differences
+// between the two formats: counter family names (`x_total` in 0.0.4 headers, `x` in OpenMetrics), the
+// `info` type, HELP escaping, and the closing `# EOF`. It does not sort or de-duplicate: callers write
+// each family once, its samples together, each label set once. Large buffers are advised to use
+// transparent huge pages: for a big cluster the exposition is tens of MB of fresh memory per scrape,
+// and 4 KiB page faults cost more than the formatting (see exposition_writer.cc).
 //
 //   ExpositionWriter w(/*openmetrics=*/false);
 //   w.Family("flower_events", MetricType::kCounter, "Number of events");
@@ -42,11 +44,14 @@ class ExpositionWriter {
   void Label(std::string_view key, std::string_view escaped_value);
   // Appends one label, escaping `raw_value`.
   void LabelRaw(std::string_view key, std::string_view raw_value);
+  // Ends the sample with its value: integers exactly, doubles shortest round-trip, NaN and ±Inf as
+  // "NaN", "+Inf", "-Inf".
   void Close(uint64_t value);
   void Close(double value);
 
   // A whole histogram series: cumulative _bucket lines (one per `le_values`, the last "+Inf"), then
-  // _count and _sum. `h.counts` must be empty or have le_values.size() slots.
+  // _count and _sum. `h.counts` must be empty or have le_values.size() slots. The current family
+  // must be a histogram.
   void HistogramSeries(std::string_view prebuilt_labels, const Histogram& h,
                        const std::vector<std::string>& le_values);
 
@@ -72,18 +77,16 @@ class ExpositionWriter {
   void PutDouble(double v);
   void PutHelp(std::string_view help);
   void EndLabels();
+  void OpenWith(const std::string& prefix);
 
   std::string buf_;
   size_t len_ = 0;
   bool openmetrics_;
   std::string family_;
   std::string sample_prefix_;  // "<family><suffix>{" of the family's own samples
+  std::string bucket_prefix_, count_prefix_, sum_prefix_;  // histograms: "<family>_bucket{"...
   std::string_view sample_suffix_;  // "_total" for counters, "_info" for info, "" otherwise
   size_t labels_start_ = 0;         // len_ just after the '{' of the open sample
 };
-
-// Appends a sample value: integers exactly, doubles shortest round-trip, NaN/+Inf/-Inf spelled as the
-// formats require.
-void AppendSampleValue(std::string& out, double value);
 
 }  // namespace stalk

@@ -77,8 +77,8 @@ uint32_t LabelSpace::Add(std::string_view value) {
   return slot;
 }
 
-uint32_t LabelSpace::Overflow() {
-  ++overflows_;
+uint32_t LabelSpace::Overflow(Pool pool) {
+  ++overflows_[static_cast<size_t>(pool)];
   if (other_ == kNone) {
     // A real value "other" already holding a slot becomes the overflow slot too: two series with
     // the same labels would be invalid exposition.
@@ -88,31 +88,33 @@ uint32_t LabelSpace::Overflow() {
   return other_;
 }
 
-uint32_t LabelSpace::SlotFor(uint32_t id, std::string_view value) {
+uint32_t LabelSpace::SlotFor(uint32_t id, std::string_view value, Pool pool) {
   if (auto it = by_id_.find(id); it != by_id_.end()) {
     return it->second;
   }
+  const auto p = static_cast<size_t>(pool);
   uint32_t slot;
   if (auto it = by_text_.find(Key(value)); it != by_text_.end()) {
     slot = it->second;  // first seen by text, or the overflow slot's own "other"
-  } else if (real_ >= cap_) {
-    return Overflow();  // not remembered by id: folded values must not grow the maps
+  } else if (used_[p] >= caps_[p]) {
+    return Overflow(pool);  // not remembered by id: folded values must not grow the maps
   } else {
     slot = Add(value);
-    ++real_;
+    ++used_[p];
   }
   by_id_.emplace(id, slot);
   return slot;
 }
 
-uint32_t LabelSpace::SlotFor(std::string_view value) {
+uint32_t LabelSpace::SlotFor(std::string_view value, Pool pool) {
   if (auto it = by_text_.find(Key(value)); it != by_text_.end()) {
     return it->second;
   }
-  if (real_ >= cap_) {
-    return Overflow();
+  const auto p = static_cast<size_t>(pool);
+  if (used_[p] >= caps_[p]) {
+    return Overflow(pool);
   }
-  ++real_;
+  ++used_[p];
   return Add(value);
 }
 

@@ -17,6 +17,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,14 +30,21 @@ class LabelSpace {
   static constexpr uint32_t kNone = UINT32_MAX;
   static constexpr std::string_view kOther = "other";
 
-  // `cap`: most distinct values kept (the "other" slot comes on top); 0 folds everything.
-  explicit LabelSpace(size_t cap) : cap_(cap) {}
+  // Which cap a new value counts against. One space can hold two populations whose values may
+  // coincide (worker hostnames and task-sent client hostnames: a worker sending a subtask is both),
+  // each with its own cap, so one cannot crowd the other out; a value keeps the slot it got first.
+  enum class Pool : uint8_t { kMain, kSecondary };
+
+  // `cap`: most distinct values kept in the main pool (the "other" slot comes on top); 0 folds
+  // everything. `secondary_cap`: the same for Pool::kSecondary.
+  explicit LabelSpace(size_t cap, size_t secondary_cap = 0) : caps_{cap, secondary_cap} {}
 
   // Slot for the value whose interned id is `id` and text `value`, assigned at first sight; past the
-  // cap, the "other" slot (and one overflow counted). `id` may be any key unique per text.
-  uint32_t SlotFor(uint32_t id, std::string_view value);
+  // pool's cap, the "other" slot (and one overflow counted for the pool). `id` may be any key unique
+  // per text.
+  uint32_t SlotFor(uint32_t id, std::string_view value, Pool pool = Pool::kMain);
   // Same, keyed by text only.
-  uint32_t SlotFor(std::string_view value);
+  uint32_t SlotFor(std::string_view value, Pool pool = Pool::kMain);
   // kNone when the value was never given a slot (or was folded into "other").
   uint32_t FindById(uint32_t id) const;
   uint32_t FindByText(std::string_view value) const;
@@ -54,7 +62,7 @@ class LabelSpace {
     }
   }
   uint32_t other_slot() const { return other_; }
-  uint64_t overflows() const { return overflows_; }
+  uint64_t overflows(Pool pool = Pool::kMain) const { return overflows_[static_cast<size_t>(pool)]; }
   size_t size() const { return entries_.size(); }
 
  private:
@@ -63,15 +71,15 @@ class LabelSpace {
     double last_seen = 0;
   };
   uint32_t Add(std::string_view value);
-  uint32_t Overflow();
+  uint32_t Overflow(Pool pool);
 
-  size_t cap_;
-  size_t real_ = 0;  // slots held by real values (the overflow slot excluded)
+  std::array<size_t, 2> caps_;
+  std::array<size_t, 2> used_{};  // slots held by real values of each pool (the overflow slot excluded)
   std::vector<Entry> entries_;
   absl::flat_hash_map<uint32_t, uint32_t> by_id_;
   absl::flat_hash_map<std::string, uint32_t> by_text_;
   uint32_t other_ = kNone;
-  uint64_t overflows_ = 0;
+  std::array<uint64_t, 2> overflows_{};
 };
 
 // Appends `value` escaped for a label value of the text formats (without quotes).

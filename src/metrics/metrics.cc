@@ -65,7 +65,7 @@ Metrics::Metrics(MetricsOptions options)
     : options_(std::move(options)),
       bounds_(NormalizeBounds(options_.runtime_buckets)),
       tasks_(options_.max_task_names),
-      hosts_(options_.max_workers),
+      hosts_(options_.max_workers, /*secondary_cap=*/options_.max_workers),
       queues_(kMaxQueueNames),
       exceptions_(kMaxExceptionClasses),
       types_(kMaxCustomEventTypes) {
@@ -109,7 +109,10 @@ void Metrics::OnTaskEvent(const ClusterState& state, const Task& t, const Event&
   if (!ev.hostname.empty()) {
     host_id = ev.kind == EventKind::kTaskSent ? t.client : t.worker;
   }
-  const uint32_t host_slot = hosts_.SlotFor(host_id, ev.hostname);
+  // task-sent clients ("gen<pid>@web", a new name per process) have their own cap, so their churn
+  // can never fold real workers into "other".
+  const auto pool = ev.kind == EventKind::kTaskSent ? LabelSpace::Pool::kSecondary : LabelSpace::Pool::kMain;
+  const uint32_t host_slot = hosts_.SlotFor(host_id, ev.hostname, pool);
   hosts_.Touch(host_slot, seen);
   // Flower leaves tasks with an ETA out of the prefetch gauges: they wait for their time, not a slot.
   const bool eta = !t.eta.is_null() && !t.eta.view().empty();

@@ -13,12 +13,13 @@
 // series count. Not a general metrics registry: it knows its families by name.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
 
 #include "metrics/label_space.h"
 #include "metrics/series.h"
@@ -41,8 +42,10 @@ struct MetricsOptions {
   std::vector<double> runtime_buckets;
   bool flower_compat = true;           // flower_* families
   bool celery_exporter_compat = true;  // celery_* families
-  // Cardinality caps: distinct task names / worker (and client) hostnames given their own series;
-  // more are folded into task="other" / worker="other", counted in stalk_metrics_label_overflow_total.
+  // Cardinality caps: distinct task names / worker hostnames given their own series; more are
+  // folded into task="other" / worker="other" (hostname="other"), counted in
+  // stalk_metrics_label_overflow_total. task-sent client hostnames ("gen<pid>@web") get their own
+  // max_workers cap (label="client"), so client churn never folds real workers.
   size_t max_task_names = 1000;
   size_t max_workers = 5000;
   // A task name not seen for this long leaves the per-(worker, task) gauges (0 = never). Counters
@@ -72,17 +75,19 @@ class Metrics : public StateListener {
   std::string Render(const ClusterState& state, const IngestStats& ingest, const std::vector<QueueLength>& queues,
                      double now, bool openmetrics) const;
 
+  // Counts the event in each enabled set and observes runtime / queue wait / end-to-end latency.
+  // Builds label strings only the first time a label combination is seen.
   void OnTaskEvent(const ClusterState& state, const Task& task, const Event& ev, TaskState previous) override;
+  // Gives the worker its hostname label slot (worker gauges themselves are read at render time).
   void OnWorkerEvent(const ClusterState& state, const Worker& worker, const Event& ev) override;
 
   const MetricsOptions& options() const { return options_; }
 
  private:
-  // Per render: each tracked worker with its label slot and liveness (render_view.cc).
+  // Per render: each tracked worker with its label slot and liveness (metrics_render.cc).
   struct WorkerRow {
     const Worker* worker;
-    uint32_t id;    // interned hostname
-    uint32_t slot;  // LabelSpace slot; kNone when never seen by a callback (Metrics attached late)
+    uint32_t slot;  // hosts_ slot ("other" when folded); kNone when no callback saw it (attached late)
     bool alive;
   };
   struct RenderView;
@@ -101,7 +106,7 @@ class Metrics : public StateListener {
   void WriteWorkerLabel(ExpositionWriter& w, std::string_view key, const WorkerRow& row) const;
   template <typename ValueFn>
   void WorkerGauge(ExpositionWriter& w, const RenderView& view, std::string_view key, ValueFn value) const;
-  void RenderFlower(ExpositionWriter& w, const ClusterState& state, const RenderView& view, double now) const;
+  void RenderFlower(ExpositionWriter& w, const RenderView& view, double now) const;
   void RenderCelery(ExpositionWriter& w, const RenderView& view, const std::vector<QueueLength>& queues) const;
   void RenderStalk(ExpositionWriter& w, const ClusterState& state, const IngestStats& ingest) const;
 

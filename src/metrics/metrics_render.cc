@@ -53,7 +53,7 @@ Metrics::RenderView Metrics::BuildView(const ClusterState& state, double now) co
   v.rows.reserve(state.workers().size());
   for (const auto& [id, w] : state.workers()) {
     const uint32_t slot = hosts_.Resolve(id, w.hostname);
-    v.rows.push_back(WorkerRow{&w, id, slot, state.IsAlive(w, now)});
+    v.rows.push_back(WorkerRow{&w, slot, state.IsAlive(w, now)});
   }
   std::sort(v.rows.begin(), v.rows.end(),
             [](const WorkerRow& a, const WorkerRow& b) { return a.worker->hostname < b.worker->hostname; });
@@ -115,7 +115,7 @@ std::string Metrics::Render(const ClusterState& state, const IngestStats& ingest
   if (options_.flower_compat || options_.celery_exporter_compat) {
     const RenderView view = BuildView(state, now);
     if (options_.flower_compat) {
-      RenderFlower(w, state, view, now);
+      RenderFlower(w, view, now);
     }
     if (options_.celery_exporter_compat) {
       RenderCelery(w, view, queues);
@@ -152,8 +152,7 @@ void Metrics::WorkerGauge(ExpositionWriter& w, const RenderView& view, std::stri
   }
 }
 
-void Metrics::RenderFlower(ExpositionWriter& w, const ClusterState& /*state*/, const RenderView& view,
-                           double now) const {
+void Metrics::RenderFlower(ExpositionWriter& w, const RenderView& view, double now) const {
   w.Family("flower_events", MetricType::kCounter, "Number of events");
   for (const detail::FlowerPair& p : flower_) {
     for (size_t k = 0; k < detail::kStdTaskEvents; ++k) {

@@ -98,12 +98,19 @@ void Metrics::RenderStalk(ExpositionWriter& w, const ClusterState& state, const 
 
   w.Family("stalk_metrics_label_overflow", MetricType::kCounter,
            "Observations whose label value was folded into \"other\" by a cardinality cap, by label.");
-  const std::pair<std::string_view, const LabelSpace*> spaces[] = {
-      {"task", &tasks_}, {"worker", &hosts_}, {"queue_name", &queues_}, {"exception", &exceptions_}, {"type", &types_}};
-  for (const auto& [label, space] : spaces) {
+  // "client" is the worker/hostname label of task-sent series, capped apart from workers.
+  const std::pair<std::string_view, uint64_t> overflows[] = {
+      {"task", tasks_.overflows()},
+      {"worker", hosts_.overflows()},
+      {"client", hosts_.overflows(LabelSpace::Pool::kSecondary)},
+      {"queue_name", queues_.overflows()},
+      {"exception", exceptions_.overflows()},
+      {"type", types_.overflows()},
+  };
+  for (const auto& [label, count] : overflows) {
     w.Open();
     w.Label("label", label);
-    w.Close(space->overflows());
+    w.Close(count);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/function_ref.h"
 #include "protocol/event.h"
 #include "protocol/reject_reason.h"
 
@@ -25,17 +26,20 @@ namespace stalk {
 
 class EventDecoder {
  public:
-  using Sink = std::function<void(const Event&)>;
-  using RejectSink = std::function<void(RejectReason, std::string_view detail)>;
+  using Sink = FunctionRef<void(const Event&)>;
+  using RejectSink = FunctionRef<void(RejectReason, std::string_view detail)>;
 
   explicit EventDecoder(size_t max_message_bytes = 64u << 20);
 
-  // Returns the number of events delivered to `sink`.
+  // Returns the number of events delivered to `sink`. The std::string overload parses in place, without
+  // a copy, when the string's capacity already holds simdjson's padding (see PadForDecoding).
   size_t DecodeKombuEnvelope(std::string_view envelope, const Sink& sink, const RejectSink& on_reject);
+  size_t DecodeKombuEnvelope(const std::string& envelope, const Sink& sink, const RejectSink& on_reject);
   size_t DecodeBody(std::string_view content_type, std::string_view body, const Sink& sink,
                     const RejectSink& on_reject);
 
  private:
+  size_t DecodeEnvelopeAt(const char* data, size_t size, const Sink& sink, const RejectSink& on_reject);
   size_t DecodeJsonBody(std::string_view json, const Sink& sink, const RejectSink& on_reject);
   bool FillEvent(simdjson::dom::object obj, Event& ev, RejectReason& why);
 
@@ -43,8 +47,13 @@ class EventDecoder {
   simdjson::dom::parser envelope_parser_;
   simdjson::dom::parser body_parser_;
   std::string padded_;        // input copied here with simdjson's padding
+  std::string rest_;          // the envelope minus its body (fast path)
   std::string body_padded_;   // decoded body
   std::deque<std::string> scratch_;  // non-string values rendered as JSON text (see FillEvent)
 };
+
+// Reserves simdjson's padding in `s` so EventDecoder can parse it in place (transports call this when
+// they build a message).
+void PadForDecoding(std::string& s);
 
 }  // namespace stalk

@@ -33,7 +33,11 @@ bool Unfinished(const Task& t) {
 
 }  // namespace
 
-ClusterState::ClusterState(StateOptions options) : options_(options) {}
+ClusterState::ClusterState(StateOptions options) : options_(options) {
+  // Sized for the bound up front: a rehash of a million-entry index under the write lock would stall
+  // readers for tens of milliseconds. Capped so a huge --max_tasks does not reserve before use.
+  by_uuid_.reserve(std::min<size_t>(options_.max_tasks, size_t{2} << 20));
+}
 
 // ------------------------------------------------------------------ tasks
 
@@ -43,26 +47,29 @@ Task* ClusterState::GetOrCreateTask(std::string_view id, bool& created) {
   const bool is_uuid = ParseUuid(id, u);
   if (is_uuid) {
     if (auto it = by_uuid_.find(u); it != by_uuid_.end()) {
-      return &tasks_[it->second - base_seq_];
+      return &At(SeqOf(it->second));
     }
   } else if (auto it = by_text_.find(std::string(id)); it != by_text_.end()) {
-    return &tasks_[it->second - base_seq_];
+    return &At(it->second);
   }
   if (options_.max_tasks == 0) {
     return nullptr;
   }
-  while (tasks_.size() >= options_.max_tasks) {
+  while (task_count() >= options_.max_tasks) {
     EvictOldest();
   }
-  const uint64_t seq = base_seq_ + tasks_.size();
-  Task& t = tasks_.emplace_back();
+  const uint64_t seq = end_seq_++;
+  if ((seq & (kChunkTasks - 1)) == 0) {
+    chunks_.push_back(std::make_unique<Task[]>(kChunkTasks));
+  }
+  Task& t = At(seq);
   t.seq = seq;
   if (is_uuid) {
     t.id = u;
-    by_uuid_.emplace(u, seq);
+    by_uuid_.emplace(u, static_cast<uint32_t>(seq));
   } else {
     t.text_id = true;
-    t.text_key.Assign(id);
+    t.MutableTextIds().id.Assign(id);
     by_text_.emplace(std::string(id), seq);
   }
   created = true;
@@ -77,12 +84,12 @@ Task* ClusterState::GetOrCreateTask(std::string_view id, bool& created) {
 }
 
 void ClusterState::EvictOldest() {
-  Task& t = tasks_.front();
+  Task& t = At(base_seq_);
   for (StateListener* l : listeners_) {
     l->OnTaskEvicted(*this, t);
   }
   if (t.text_id) {
-    by_text_.erase(std::string(t.text_key.view()));
+    by_text_.erase(std::string(t.text_key().view()));
   } else {
     by_uuid_.erase(t.id);
   }
@@ -92,8 +99,12 @@ void ClusterState::EvictOldest() {
     }
   }
   children_.erase(t.seq);
-  tasks_.pop_front();
+  t = Task{};  // frees its strings now; the slot's memory goes with its chunk
   ++base_seq_;
+  if ((base_seq_ & (kChunkTasks - 1)) == 0) {
+    chunks_.pop_front();
+    ++first_chunk_;
+  }
   ++counters_.tasks_evicted;
 }
 
@@ -101,22 +112,19 @@ const Task* ClusterState::FindTask(std::string_view id) const {
   Uuid u;
   if (ParseUuid(id, u)) {
     auto it = by_uuid_.find(u);
-    return it == by_uuid_.end() ? nullptr : &tasks_[it->second - base_seq_];
+    return it == by_uuid_.end() ? nullptr : &At(SeqOf(it->second));
   }
   auto it = by_text_.find(std::string(id));
-  return it == by_text_.end() ? nullptr : &tasks_[it->second - base_seq_];
+  return it == by_text_.end() ? nullptr : &At(it->second);
 }
 
 const Task* ClusterState::TaskBySeq(uint64_t seq) const {
-  if (seq < base_seq_ || seq >= base_seq_ + tasks_.size()) {
-    return nullptr;
-  }
-  return &tasks_[seq - base_seq_];
+  return Live(seq) ? &At(seq) : nullptr;
 }
 
 void ClusterState::ForEachTaskNewestFirst(const std::function<bool(const Task&)>& fn) const {
-  for (auto it = tasks_.rbegin(); it != tasks_.rend(); ++it) {
-    if (!fn(*it)) {
+  for (uint64_t seq = end_seq_; seq > base_seq_;) {
+    if (!fn(At(--seq))) {
       return;
     }
   }
@@ -212,20 +220,22 @@ void ClusterState::CopyFields(Task& t, const Event& ev, bool overwrite) {
   if (ev.requeue) {
     t.requeue = *ev.requeue;
   }
-  auto set_ref = [&](const OptStr& src, bool& has, Uuid& bytes, CompactString& text) {
+  auto set_ref = [&](const OptStr& src, bool& has, Uuid& bytes, CompactString Task::TextIds::*text) {
     if (!src.has_value() || (has && !overwrite)) {
       return;
     }
     if (ParseUuid(src.value, bytes)) {
-      text.Reset();
+      if (t.text_ids) {
+        ((*t.text_ids).*text).Reset();
+      }
     } else {
-      text.Assign(src.value, lim);
+      (t.MutableTextIds().*text).Assign(src.value, lim);
     }
     has = true;
   };
-  set_ref(ev.root_id, t.has_root, t.root, t.root_text);
+  set_ref(ev.root_id, t.has_root, t.root, &Task::TextIds::root);
   const bool had_parent = t.has_parent;
-  set_ref(ev.parent_id, t.has_parent, t.parent, t.parent_text);
+  set_ref(ev.parent_id, t.has_parent, t.parent, &Task::TextIds::parent);
   if (!had_parent && t.has_parent && ev.parent_id.has_value()) {
     const Task* parent = FindTask(ev.parent_id.value);
     if (parent && parent->seq != t.seq) {  // a retry names the task itself as parent
@@ -438,8 +448,8 @@ void ClusterState::MarkOffline(uint32_t /*worker_id*/, Worker& w, double when) {
   w.offline_since = when;
   size_t lost = 0;
   for (uint64_t seq : w.unfinished) {
-    if (seq >= base_seq_ && seq < base_seq_ + tasks_.size()) {
-      Task& t = tasks_[seq - base_seq_];
+    if (Live(seq)) {
+      Task& t = At(seq);
       if (!t.lost) {
         t.lost = true;
         t.lost_at = when;
@@ -493,10 +503,11 @@ void ClusterState::Apply(const Event& ev, double local_received) {
 }
 
 size_t ClusterState::ApproxTaskBytes() const {
-  size_t n = tasks_.size() * sizeof(Task);
-  for (const Task& t : tasks_) {
+  size_t n = chunks_.size() * kChunkTasks * sizeof(Task);
+  for (uint64_t seq = base_seq_; seq < end_seq_; ++seq) {
+    const Task& t = At(seq);
     for (const CompactString* s : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta,
-                                   &t.expires, &t.text_key, &t.root_text, &t.parent_text}) {
+                                   &t.expires, &t.text_key(), &t.root_text(), &t.parent_text()}) {
       if (!s->is_null()) {
         n += 4 + s->size();
       }

@@ -7,22 +7,29 @@
 
 namespace stalk {
 
+static_assert(sizeof(uintptr_t) == 8, "inline storage assumes 64-bit words");
+
 CompactString& CompactString::operator=(CompactString&& o) noexcept {
   if (this != &o) {
     Reset();
-    p_ = o.p_;
-    o.p_ = nullptr;
+    word_ = o.word_;
+    o.word_ = 0;
   }
   return *this;
 }
 
 std::string_view CompactString::view() const {
-  if (!p_) {
+  if (word_ == 0) {
     return {};
   }
+  if (is_inline()) {
+    const char* bytes = reinterpret_cast<const char*>(&word_);
+    return {bytes + 1, static_cast<size_t>(static_cast<unsigned char>(bytes[0]) >> 1)};
+  }
+  const char* p = reinterpret_cast<const char*>(word_);
   uint32_t n;
-  std::memcpy(&n, p_, sizeof n);
-  return {p_ + sizeof n, n};
+  std::memcpy(&n, p, sizeof n);
+  return {p + sizeof n, n};
 }
 
 size_t CompactString::size() const { return view().size(); }
@@ -43,25 +50,36 @@ bool CompactString::Assign(std::string_view s, size_t max_bytes) {
     s = marked;
     truncated = true;
   }
-  if (p_ && view() == s) {
+  if (word_ != 0 && view() == s) {
     return truncated;
   }
   Reset();
+  if (s.size() <= kInlineMax) {
+    uintptr_t w = 0;
+    char* bytes = reinterpret_cast<char*>(&w);
+    bytes[0] = static_cast<char>(s.size() << 1 | 1);
+    if (!s.empty()) {
+      std::memcpy(bytes + 1, s.data(), s.size());
+    }
+    word_ = w;
+    return truncated;
+  }
   const auto n = static_cast<uint32_t>(s.size());
-  p_ = static_cast<char*>(std::malloc(sizeof n + n));
-  if (!p_) {
+  char* p = static_cast<char*>(std::malloc(sizeof n + n));
+  if (!p) {
     return truncated;  // out of memory: the field stays null rather than crashing the ingest thread
   }
-  std::memcpy(p_, &n, sizeof n);
-  if (n) {
-    std::memcpy(p_ + sizeof n, s.data(), n);
-  }
+  std::memcpy(p, &n, sizeof n);
+  std::memcpy(p + sizeof n, s.data(), n);
+  word_ = reinterpret_cast<uintptr_t>(p);
   return truncated;
 }
 
 void CompactString::Reset() {
-  std::free(p_);
-  p_ = nullptr;
+  if (word_ != 0 && !is_inline()) {
+    std::free(reinterpret_cast<char*>(word_));
+  }
+  word_ = 0;
 }
 
 }  // namespace stalk

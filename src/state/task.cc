@@ -49,6 +49,16 @@ bool IsFinal(TaskState s) {
          s == TaskState::kRejected;
 }
 
-std::string Task::IdString() const { return text_id ? std::string(text_key.view()) : FormatUuid(id); }
+const CompactString Task::kNullText;
+
+std::string Task::IdString() const { return text_id ? std::string(text_key().view()) : FormatUuid(id); }
+
+std::string_view Task::IdView(char (&buf)[36]) const {
+  if (text_id) {
+    return text_key().view();
+  }
+  FormatUuid(id, buf);
+  return {buf, 36};
+}
 
 }  // namespace stalk

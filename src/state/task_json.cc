@@ -89,10 +89,10 @@ void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool wi
   w.Key("clock");
   w.Int(t.clock);
   Interned(w, st, "client", t.client);
-  Ref(w, "root", t.has_root, t.root, t.root_text);
-  Ref(w, "root_id", t.has_root, t.root, t.root_text);
-  Ref(w, "parent", t.has_parent, t.parent, t.parent_text);
-  Ref(w, "parent_id", t.has_parent, t.parent, t.parent_text);
+  Ref(w, "root", t.has_root, t.root, t.root_text());
+  Ref(w, "root_id", t.has_root, t.root, t.root_text());
+  Ref(w, "parent", t.has_parent, t.parent, t.parent_text());
+  Ref(w, "parent_id", t.has_parent, t.parent, t.parent_text());
   w.Key("children");
   w.BeginArray();
   for (uint64_t seq : st.Children(t)) {

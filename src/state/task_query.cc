@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 
 namespace stalk {
@@ -66,7 +67,14 @@ SearchTerms ParseSearch(std::string_view raw) {
   return t;
 }
 
-bool Contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+bool Contains(std::string_view hay, std::string_view needle) {
+  return hay.find(needle) != std::string_view::npos;
+}
+
+bool ContainsId(const Task& t, std::string_view needle) {
+  char buf[36];
+  return Contains(t.IdView(buf), needle);
+}
 
 // Flower's stringified_dict_contains_value: finds `'key': value` in a repr'd dict.
 bool KwargsContain(std::string_view dict, std::string_view key, std::string_view value) {
@@ -93,7 +101,7 @@ bool MatchesSearch(const ClusterState& st, const Task& t, const SearchTerms& s) 
     const std::string& a = *s.any;
     if (Contains(st.Name(t.name), a) || Contains(state, a) || Contains(t.args.view(), a) ||
         Contains(t.kwargs.view(), a) || Contains(t.result.view(), a) ||
-        (t.worker != kNoId && Contains(st.Name(t.worker), a)) || Contains(t.IdString(), a)) {
+        (t.worker != kNoId && Contains(st.Name(t.worker), a)) || ContainsId(t, a)) {
       return true;
     }
   }
@@ -196,39 +204,56 @@ Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const Task
     return out;
   }
 
+  // Sorted: one pass collects (key, task) for the matches, then a partial sort of the first
+  // offset + limit. Keys are numbers — names by their rank among the sorted task names, states by
+  // their first 8 bytes — so comparisons never touch the tasks or their strings.
+  std::vector<uint32_t> name_rank;
+  if (key == SortKey::kName) {
+    name_rank.assign(st.StringCount(), 0);
+    uint32_t rank = 1;  // 0: no name, sorts first as Python's '' does
+    for (std::string_view n : st.TaskTypes()) {
+      name_rank[st.FindString(n)] = rank++;
+    }
+  }
+  auto state_key = [&](const Task& t) {
+    const std::string_view n = st.StateName(t);
+    uint64_t k = 0;
+    for (size_t i = 0; i < 8; ++i) {
+      k = k << 8 | (i < n.size() ? static_cast<unsigned char>(n[i]) : 0);
+    }
+    return static_cast<double>(k >> 11);  // 53 significant bits: exact in a double, order kept
+  };
+  auto sort_key = [&](const Task& t) -> double {
+    switch (key) {
+      case SortKey::kName: return t.name == kNoId ? 0 : name_rank[t.name];
+      case SortKey::kState: return state_key(t);
+      case SortKey::kReceived: return t.received;
+      case SortKey::kStarted: return t.started;
+      case SortKey::kSucceeded: return t.succeeded;
+      case SortKey::kRuntime: return t.runtime < 0 ? 0 : t.runtime;
+      case SortKey::kTimestamp: return t.timestamp;
+      case SortKey::kNone: break;
+    }
+    return 0;
+  };
+  struct Entry {
+    double key;
+    const Task* task;
+  };
+  std::vector<Entry> entries;
   st.ForEachTaskNewestFirst([&](const Task& t) {
-    if (matches(t)) out.push_back(&t);
+    if (matches(t)) entries.push_back({descending ? -sort_key(t) : sort_key(t), &t});
     return true;
   });
-  auto num = [&](const Task* t) -> double {
-    switch (key) {
-      case SortKey::kReceived: return t->received;
-      case SortKey::kStarted: return t->started;
-      case SortKey::kSucceeded: return t->succeeded;
-      case SortKey::kRuntime: return t->runtime < 0 ? 0 : t->runtime;
-      case SortKey::kTimestamp: return t->timestamp;
-      default: return 0;
-    }
-  };
   // Ties keep the base order (newest first) in both directions, as Python's stable sorted() does.
-  auto less = [&](const Task* a, const Task* b) {
-    int c = 0;
-    if (key == SortKey::kName) {
-      c = st.Name(a->name).compare(st.Name(b->name));
-    } else if (key == SortKey::kState) {
-      c = st.StateName(*a).compare(st.StateName(*b));
-    } else {
-      const double x = num(a), y = num(b);
-      c = x < y ? -1 : (x > y ? 1 : 0);
-    }
-    if (c != 0) return descending ? c > 0 : c < 0;
-    return a->seq > b->seq;
+  auto less = [](const Entry& a, const Entry& b) {
+    return a.key != b.key ? a.key < b.key : a.task->seq > b.task->seq;
   };
-  const size_t n = std::min(want, out.size());
-  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), less);
-  out.resize(n);
-  if (q.offset >= out.size()) return std::vector<const Task*>{};
-  out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(q.offset));
+  const size_t n = std::min(want, entries.size());
+  std::partial_sort(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(n), entries.end(), less);
+  for (size_t i = q.offset; i < n; ++i) {
+    out.push_back(entries[i].task);
+  }
   return out;
 }
 

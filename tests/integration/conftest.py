@@ -8,7 +8,7 @@ Fixtures (module scope unless noted):
   worker          Celery worker w1@stalktest on queue "celery" (prefork -c 2, -E), started after stalk
   celery_app      client-side Celery app (tests/fixtures/app.py make_app) on the same broker/backend
   get_json        stalk.get_json
-  wait_for        harness.wait_for(cond, timeout, what)
+  wait_for        harness.wait_for(cond, timeout, what) (tests also use harness.wait_until)
   start_worker    (function scope) start_worker(name, queues="celery", concurrency=2) -> ready Worker,
                   stopped (group-killed) at teardown
 

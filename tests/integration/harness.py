@@ -51,6 +51,14 @@ class WaitTimeout(AssertionError):
     pass
 
 
+class FatalError(AssertionError):
+    """Raised inside a wait_for condition when waiting longer cannot help (e.g. stalk died)."""
+
+
+class StalkDied(FatalError):
+    pass
+
+
 def wait_for(cond, timeout, what, interval=0.05):
     """Poll cond() until it returns a truthy value (returned) or `timeout` seconds pass.
 
@@ -65,11 +73,31 @@ def wait_for(cond, timeout, what, interval=0.05):
             if value:
                 return value
             last = value
+        except FatalError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure just means "not yet"
             last = exc
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}"[:4000])
         time.sleep(interval)
+
+
+def wait_until(fetch, pred, timeout, what, interval=0.05):
+    """Poll fetch() until pred(value) holds; return that value. On timeout the message quotes the
+    last value fetched (e.g. the task's JSON), which says more than wait_for's last `False`."""
+    box = {}
+
+    def cond():
+        box["last"] = value = fetch()
+        return pred(value)
+
+    try:
+        wait_for(cond, timeout, what, interval)
+    except WaitTimeout as exc:
+        if "last" in box:
+            raise WaitTimeout(f"{exc}; last value: {box['last']!r}"[:4000]) from None
+        raise
+    return box["last"]
 
 
 def free_port():
@@ -293,7 +321,7 @@ class Stalk:
 
     def check_alive(self):
         if not self.proc.alive():
-            raise AssertionError(
+            raise StalkDied(
                 f"stalk exited with status {self.proc.returncode()}; log tail:\n{tail(self.proc.log, 6000)}")
 
     def wait_ready(self, redis_server, timeout=20):
@@ -339,6 +367,9 @@ class Stalk:
                 return HttpResponse(resp.status, dict(resp.headers), resp.read())
         except urllib.error.HTTPError as err:
             return HttpResponse(err.code, dict(err.headers or {}), err.read() or b"")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            self.check_alive()  # a dead stalk is fatal, not a reason to keep polling
+            raise
 
     def get_json(self, path, expect=200):
         resp = self.request(path)

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from harness import wait_for
+from harness import wait_for, wait_until
 
 WORKER = "w1@stalktest"
 FINAL_STATES = {"SUCCESS", "FAILURE", "REVOKED", "REJECTED"}
@@ -66,10 +66,8 @@ def batch(stalk, worker, celery_app):
 
 def final_info(stalk, task_id, timeout=15):
     """/api/task/info once stalk shows a final state (SUCCESS/FAILURE/REVOKED/REJECTED)."""
-    def final():
-        info = stalk.task(task_id)
-        return info if info.get("state") in FINAL_STATES else None
-    return wait_for(final, timeout, f"stalk to show a final state for task {task_id}")
+    return wait_until(lambda: stalk.task(task_id), lambda i: i.get("state") in FINAL_STATES, timeout,
+                      f"stalk to show a final state for task {task_id}")
 
 
 def all_final(stalk, batch):
@@ -170,8 +168,8 @@ def test_revoked_details(stalk, batch):
 
 def test_rejected_is_not_started(stalk, batch):
     tid = batch["ids"]["reject"]
-    info = wait_for(lambda: (lambda i: i if i["state"] != "STARTED" and i["state"] in FINAL_STATES else None)(
-        stalk.task(tid)), 15, "the rejected task to leave STARTED")
+    info = wait_until(lambda: stalk.task(tid), lambda i: i["state"] in FINAL_STATES, 15,
+                      "the rejected task to leave STARTED")
     assert info["state"] == "REJECTED"
     assert isinstance(info["rejected"], (int, float)), info
     assert isinstance(info["started"], (int, float)), "it did start before it was rejected"

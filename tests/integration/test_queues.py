@@ -3,7 +3,7 @@ sub-lists "<queue>\\x06\\x16<step>" for steps 3, 6, 9 (celery-protocol.md §4.1,
 
 No worker runs in this module, so the messages stay in the lists.
 """
-from harness import wait_for
+from harness import wait_until
 
 SEP = b"\x06\x16"
 
@@ -35,12 +35,12 @@ def test_queue_length_sums_priority_sublists(redis_server, stalk, celery_app):
     assert r.llen(b"celery" + SEP + b"3") == 2
     assert r.llen(b"celery" + SEP + b"9") == 1
 
-    wait_for(lambda: queue_lengths(stalk).get("celery") == 6, 10,
+    wait_until(lambda: queue_lengths(stalk), lambda q: q.get("celery") == 6, 10,
              "/api/queues/length to report 6 messages in 'celery' (3 + 2 at priority 5 + 1 at 9)")
 
     # It follows the lists (not a number cached at first sight).
     r.rpop(b"celery")
     r.rpop(b"celery" + SEP + b"3")
-    wait_for(lambda: queue_lengths(stalk).get("celery") == 4, 10, "'celery' back to 4 after two pops")
+    wait_until(lambda: queue_lengths(stalk), lambda q: q.get("celery") == 4, 10, "'celery' back to 4 after two pops")
     r.delete(b"celery", b"celery" + SEP + b"3", b"celery" + SEP + b"9")
-    wait_for(lambda: queue_lengths(stalk).get("celery") == 0, 10, "'celery' back to 0 once emptied")
+    wait_until(lambda: queue_lengths(stalk), lambda q: q.get("celery") == 0, 10, "'celery' back to 0 once emptied")

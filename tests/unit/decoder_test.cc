@@ -115,6 +115,12 @@ struct Reject {
 
 class DecoderTest : public ::testing::Test {
  protected:
+  auto Sink() {  // returns the lambda itself: EventDecoder::Sink is a non-owning FunctionRef
+    return [this](const Event& e) { events_.push_back(e); };
+  }
+  auto OnReject() {
+    return [this](RejectReason r, std::string_view d) { rejects_.push_back({r, std::string(d)}); };
+  }
   // Events keep views into the decoder's buffers: valid until the next Decode* call (event.h).
   size_t Decode(std::string_view envelope) { return Decode(dec_, envelope); }
   size_t Decode(EventDecoder& dec, std::string_view envelope) {
@@ -130,12 +136,6 @@ class DecoderTest : public ::testing::Test {
     const size_t n = dec_.DecodeBody(content_type, body, Sink(), OnReject());
     EXPECT_EQ(n, events_.size());
     return n;
-  }
-  EventDecoder::Sink Sink() {
-    return [this](const Event& e) { events_.push_back(e); };
-  }
-  EventDecoder::RejectSink OnReject() {
-    return [this](RejectReason r, std::string_view d) { rejects_.push_back({r, std::string(d)}); };
   }
   // Exactly one reject with `reason`, no event.
   void ExpectOnlyReject(RejectReason reason) {

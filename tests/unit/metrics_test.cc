@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,25 @@ class MetricsTest : public ::testing::Test {
       pos = end + 1;
     }
     return std::nullopt;
+  }
+  // Every sample line's name and labels, which must be unique in a valid exposition (promtool does
+  // not check this). Returns the first duplicate, or "".
+  static std::string FirstDuplicateSeries(const std::string& body) {
+    std::set<std::string_view> seen;
+    size_t pos = 0;
+    while (pos < body.size()) {
+      const size_t end = body.find('\n', pos);
+      std::string_view line(body.data() + pos, end - pos);
+      pos = end + 1;
+      if (line.empty() || line[0] == '#') {
+        continue;
+      }
+      std::string_view series = line.substr(0, line.rfind(' '));
+      if (!seen.insert(series).second) {
+        return std::string(series);
+      }
+    }
+    return "";
   }
   static double Num(const std::string& body, std::string_view series) {
     auto v = Value(body, series);
@@ -373,6 +393,9 @@ class CappedMetricsTest : public MetricsTest {
 };
 
 TEST_F(CappedMetricsTest, OverflowFoldsIntoOtherAndIsCounted) {
+  // Clients come first and are many: they must not take the workers' slot.
+  Sent("20000000-0000-0000-0000-0000000000a1", "t.one", "gen1@web", "celery", 999);
+  Sent("20000000-0000-0000-0000-0000000000a2", "t.one", "gen2@web", "celery", 999);
   Apply(WorkerEvent("worker-online", "celery@w1", 1000));
   Apply(WorkerEvent("worker-online", "celery@w2", 1000));
   Apply(WorkerEvent("worker-online", "celery@w3", 1000));
@@ -392,8 +415,12 @@ TEST_F(CappedMetricsTest, OverflowFoldsIntoOtherAndIsCounted) {
   EXPECT_EQ(Value(m, R"(flower_worker_online{worker="celery@w1"})"), "1");
   EXPECT_EQ(Value(m, R"(flower_worker_online{worker="other"})"), "2");
   EXPECT_FALSE(Value(m, R"(flower_worker_online{worker="celery@w2"})"));
+  EXPECT_EQ(Value(m, R"(flower_events_total{worker="gen1@web",task="t.one",type="task-sent"})"), "1");
+  EXPECT_EQ(Value(m, R"(flower_events_total{worker="other",task="t.one",type="task-sent"})"), "1");
   EXPECT_EQ(Value(m, R"(stalk_metrics_label_overflow_total{label="task"})"), "2");
-  EXPECT_GE(Num(m, R"(stalk_metrics_label_overflow_total{label="worker"})"), 3);
+  EXPECT_EQ(Value(m, R"(stalk_metrics_label_overflow_total{label="worker"})"), "3");  // w2, w3 online; w2 received
+  EXPECT_EQ(Value(m, R"(stalk_metrics_label_overflow_total{label="client"})"), "1");
+  EXPECT_EQ(FirstDuplicateSeries(m), "");
 }
 
 class TtlMetricsTest : public MetricsTest {
@@ -543,6 +570,10 @@ class PromtoolTest : public MetricsTest {
     Failed("60000000-0000-0000-0000-000000000002", "celery@w1", 1001.5, "KeyError('k')");
     Received("60000000-0000-0000-0000-000000000003", "tasks.add", "celery@dead", 1001);
     Apply(TaskEvent("task-progress", "60000000-0000-0000-0000-000000000003", "celery@dead", 1001.2));
+    // A worker sending a subtask: its hostname is both a client and a worker.
+    Sent("60000000-0000-0000-0000-000000000004", "tasks.add", "celery@w1", "default", 1002);
+    Sent("60000000-0000-0000-0000-000000000005", "tasks.sub", "celery@w1", "celery", 1002);
+    Received("60000000-0000-0000-0000-000000000005", "tasks.sub", "celery@w1", 1003);
     Apply(WorkerEvent("worker-heartbeat", "celery@w1", 1010));
     state_.Tick(1010);
     ingest_.events_ingested = 10;
@@ -555,6 +586,9 @@ TEST_F(PromtoolTest, AcceptsTheExposition) {
   const std::string m = Render(1010, false, {{"celery", 5}, {"default", 0}});
   const PromtoolResult r = Promtool(m);
   EXPECT_EQ(r.exit_code, 0) << r.output << "\n--- exposition ---\n" << m;
+  EXPECT_EQ(FirstDuplicateSeries(m), "");
+  EXPECT_EQ(Value(m, R"(celery_task_sent_total{name="tasks.sub",hostname="celery@w1",queue_name="celery"})"), "1");
+  EXPECT_EQ(Value(m, R"(celery_task_sent_total{name="tasks.add",hostname="celery@w1",queue_name="default"})"), "1");
 }
 
 // celery-exporter's celery_active_{consumer,worker,process}_count gauges break promtool's lint rule
@@ -593,6 +627,7 @@ TEST_F(PromtoolTest, OpenMetricsParsesWithPrometheusClient) {
   const int status = std::system(cmd.c_str());
   unlink(path);
   EXPECT_EQ(status, 0) << m;
+  EXPECT_EQ(FirstDuplicateSeries(m), "");
 }
 
 }  // namespace
