@@ -2,6 +2,7 @@
 // `stalk capture`: records the live event stream from a broker into a capture file, for
 // `stalk replay`, decoder tests with real payloads and benchmarks. Bounded by time and count.
 #include <chrono>
+#include <atomic>
 #include <csignal>
 #include <memory>
 #include <thread>
@@ -12,6 +13,10 @@
 #include "transport/redis_event_source.h"
 
 namespace stalk {
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop = true; }
+}  // namespace
 
 int RunCapture(const CaptureSettings& s) {
   auto log = Logger("capture");
@@ -37,9 +42,12 @@ int RunCapture(const CaptureSettings& s) {
       ++count;
     }
   });
+  // SIGINT/SIGTERM end the capture early but cleanly: the file is flushed and closed.
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
   source.Start();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(s.duration);
-  while (std::chrono::steady_clock::now() < deadline && count.load() < s.max_messages) {
+  while (!g_stop && std::chrono::steady_clock::now() < deadline && count.load() < s.max_messages) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   source.Stop();
