@@ -8,8 +8,15 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config
   libhiredis-dev libsimdjson-dev libboost-dev libcli11-dev libspdlog-dev libfmt-dev libabsl-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libssl-dev libcrypt-dev  # auth: SHA-256/CSPRNG/CRYPTO_memcmp, bcrypt via libxcrypt crypt_r
+  libsqlite3-dev libpq-dev  # store: durable history (SQLite default, PostgreSQL shared)
+  sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
   # real peers for tests and the demo
   redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
+  # OpenMetrics parser for tests/unit/metrics_test.cc and tests/integration/test_metrics.py
+  python3-prometheus-client
+  # the dashboard's browser test (tests/integration/test_dashboard.py)
+  chromium nodejs
 )
 
 missing=()
@@ -25,4 +32,9 @@ if ((${#missing[@]})); then
   # Debian's service scripts would start system-wide redis/prometheus; tests start private ones.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm: Debian's package, unless the installed nodejs (e.g. NodeSource's, which conflicts with it)
+# already ships npm.
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "auth/auth_commands.h"
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "common/log.h"
@@ -34,6 +35,16 @@ int main(int argc, char** argv) {
   capture_cmd->add_option("--global_keyprefix", capture.global_keyprefix, "kombu global_keyprefix");
   capture_cmd->add_option("--fanout_prefix", capture.fanout_prefix, "kombu fanout_prefix")->capture_default_str();
 
+  int hash_cost = 12;
+  CLI::App* hash_cmd = app.add_subcommand("hash-password", "Read a password from stdin, print its bcrypt hash");
+  hash_cmd->add_option("--cost", hash_cost, "bcrypt cost (log2 rounds)")->capture_default_str()->check(CLI::Range(4, 16));
+  std::string token_role = "viewer", token_label;
+  CLI::App* token_cmd = app.add_subcommand("token", "API tokens for `Authorization: Bearer`");
+  token_cmd->require_subcommand(1);
+  CLI::App* token_create_cmd = token_cmd->add_subcommand("create", "Print a new random token and its --api_tokens_file line");
+  token_create_cmd->add_option("--role", token_role, "viewer, operator or admin")->capture_default_str();
+  token_create_cmd->add_option("--label", token_label, "What the token is for (e.g. prometheus)")->required();
+
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -48,6 +59,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     return RunServe(serve);
+  }
+  if (hash_cmd->parsed()) {
+    return RunHashPassword(hash_cost);
+  }
+  if (token_create_cmd->parsed()) {
+    return RunTokenCreate(token_role, token_label);
   }
   if (replay_cmd->parsed()) {
     return RunReplay(replay);

@@ -8,15 +8,21 @@
 #include <sstream>
 #include <thread>
 
+#include "auth/auth_setup.h"
 #include "cli/commands.h"
+#include "cli/store_setup.h"
 #include "common/log.h"
+#include "control/control_stack.h"
 #include "http/api_routes.h"
+#include "http/control_routes.h"
 #include "http/http_server.h"
 #include "ingest/capture_file.h"
 #include "ingest/ingest_pipeline.h"
 #include "metrics/metrics.h"
 #include "transport/redis_event_source.h"
 #include "transport/redis_queue_reader.h"
+#include "web/live_feed.h"
+#include "web/web_routes.h"
 
 namespace stalk {
 namespace {
@@ -150,6 +156,14 @@ int RunServe(ServeSettings s) {
   mo.max_workers = static_cast<size_t>(std::max(1, s.metrics_max_workers));
   Metrics metrics(mo);
   state.Write()->AddListener(&metrics);
+  LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
+  state.Write()->AddListener(&live_feed);
+  // Durable history (store/): restores recent tasks and workers before ingestion, then records.
+  auto store = SetUpStore(s, state);
+  if (!store) {
+    log->error("{}", store.error());
+    return 2;
+  }
 
   IngestQueue queue(static_cast<size_t>(std::max(1, s.ingest_queue_mb)) << 20, stats);
   PipelineOptions po;
@@ -201,27 +215,58 @@ int RunServe(ServeSettings s) {
     return out;
   };
   RedisQueueReader poll_reader(*url, qo);
+  // Remote control, inspection and task sending (control/): cached inspect replies fill /api/workers,
+  // workers' active_queues feed /api/queues/length.
+  ControlStack control(*url, s.broker,
+                       ControlSetup{s.global_keyprefix, s.fanout_prefix, s.inspect_timeout, s.http_threads,
+                                    s.result_backend},
+                       state, WallNow);
+  state.Write()->AddListener(control.listener());
+  ctx.refresh_workers = [&control](const std::string& worker) -> Result<bool> {
+    auto o = control.service().RefreshWorkersGated(worker);
+    if (o.status != ControlStatus::kOk) {
+      return Error{o.body.value("error", std::string("Failed to update workers"))};
+    }
+    return true;
+  };
+  ctx.worker_inspect = [&control] { return control.cache().Snapshot(); };
+  ctx.dynamic_queues = [&control] { return control.cache().QueueNames(); };
+  ControlContext control_ctx{&control.service(), WallNow};
   QueuePoller poller(poll_reader, ctx, s.queue_poll_interval);
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
-    auto st = state.Read();
-    return metrics.Render(*st, stats, queues, WallNow(), openmetrics);
+    return metrics.Render(state, stats, queues, WallNow(), openmetrics);  // takes the read lock in slices
   };
 
+  if (*store) {
+    WireStoreApi(**store, ctx);
+  }
+
   Router router;
+  auto guard = MakeAuthGuard(
+      AuthConfig{s.basic_auth, s.basic_auth_file, s.api_tokens_file, s.metrics_public, s.xheaders, s.address});
+  if (!guard) {
+    log->error("{}", guard.error());
+    return 2;
+  }
+  router.SetGuard([g = *guard](const HttpRequest& req, std::string_view role) { return g->Check(req, role); });
   RegisterReadApi(router, ctx);
+  RegisterControlApi(router, control_ctx);
+  RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns});
   HttpServerOptions ho;
   ho.address = s.address;
   ho.port = s.port;
   ho.threads = std::max(1, s.http_threads);
   ho.url_prefix = s.url_prefix;
   HttpServer server(ho, router);
+  server.Every(std::chrono::seconds(1), [&live_feed] { live_feed.Tick(); });
   auto bound = server.Start();
   if (!bound) {
     log->error("{}", bound.error());
     return 1;
   }
   pipeline.Start();
+  control.Start();
   source.Start();
   poller.Start();
   log->info("Stalk {} serving http://{}:{}{} — broker {}", STALK_VERSION, s.address, *bound,
@@ -234,6 +279,10 @@ int RunServe(ServeSettings s) {
   poller.Stop();
   source.Stop();
   pipeline.Stop();
+  control.Stop();
+  if (*store) {
+    (*store)->Stop();  // writes what ingestion left queued
+  }
   return 0;
 }
 

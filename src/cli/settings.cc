@@ -39,6 +39,22 @@ bool ParseInto<std::string>(std::string& dst, const std::string& text) {
   return true;
 }
 
+template <>
+bool ParseInto<bool>(bool& dst, const std::string& text) {
+  std::string t;
+  for (char c : text) {
+    t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (t == "1" || t == "true" || t == "yes" || t == "on") {
+    dst = true;
+  } else if (t == "0" || t == "false" || t == "no" || t == "off") {
+    dst = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 template <typename T>
 std::string Show(const T& v) {
   std::ostringstream o;
@@ -56,6 +72,17 @@ std::string Show(const T& v) {
         }                                                                                           \
   }
 
+// A boolean setting: `--name` alone means true; `--name=false` and env/config values true/false work.
+#define STALK_FLAG_SETTING(field, help, ...)                                                        \
+  SettingDef {                                                                                      \
+    #field, help, {__VA_ARGS__},                                                                    \
+        [](ServeSettings& s, const std::string& t) { return ParseInto(s.field, t); },               \
+        [](const ServeSettings& s) { return std::string(s.field ? "true" : "false"); },            \
+        [](CLI::App& app, ServeSettings& s, const std::string& flag, const std::string& h) {       \
+          return app.add_flag(flag, s.field, h);                                                    \
+        }                                                                                           \
+  }
+
 const std::vector<SettingDef>& Defs() {
   static const std::vector<SettingDef> defs = {
       STALK_SETTING(broker, "Celery broker URL: redis://[:password@]host:port/db or redis+socket:///path",
@@ -66,7 +93,9 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(max_tasks, "Most tasks kept in memory; the oldest is evicted first"),
       STALK_SETTING(max_workers, "Most workers kept in memory; offline ones are forgotten first"),
       STALK_SETTING(purge_offline_workers, "Forget workers offline for this many seconds (0 = keep)"),
-      STALK_SETTING(inspect_timeout, "Remote-control reply timeout in ms (accepted for Flower compatibility)"),
+      STALK_SETTING(inspect_timeout, "Remote-control reply timeout in ms: give up when no worker answered for this long"),
+      STALK_SETTING(result_backend, "Celery result backend URL for /api/task/result, apply and abort (redis:// only; default: the broker URL)",
+                    "CELERY_RESULT_BACKEND"),
       STALK_SETTING(queues, "Comma-separated queue names to report besides those seen on task events"),
       STALK_SETTING(global_keyprefix, "kombu's global_keyprefix transport option, if the app sets one"),
       STALK_SETTING(fanout_prefix, "kombu's fanout_prefix ('/{db}.' is kombu's default; '' for fanout_prefix=False)"),
@@ -82,6 +111,19 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(metrics_max_workers, "Most worker label values exported; the rest are folded into 'other'"),
       STALK_SETTING(logging, "Log level: debug, info, warning, error"),
       STALK_SETTING(capture, "Also record the raw event stream to this capture file (for stalk replay)"),
+      STALK_SETTING(basic_auth, "HTTP Basic auth users user:password,... (admin role; prefer the environment to the command line)"),
+      STALK_SETTING(basic_auth_file, "File of user:hash[:role] lines (bcrypt hashes from `stalk hash-password`; role viewer, operator or admin)"),
+      STALK_SETTING(api_tokens_file, "File of sha256hex:role:label lines for `Authorization: Bearer` tokens (`stalk token create`)"),
+      STALK_FLAG_SETTING(metrics_public, "Serve /metrics without credentials (for Prometheus scrapes)"),
+      STALK_FLAG_SETTING(xheaders, "Behind a reverse proxy: take the client address from X-Real-Ip/X-Forwarded-For and the host from X-Forwarded-Host"),
+      STALK_SETTING(tasks_columns, "Dashboard: the tasks table's default columns, comma-separated (as Flower)"),
+      STALK_SETTING(db, "Durable task history: a SQLite file, or postgresql://user@host/db to share one history between instances ('' or 'none': memory only)"),
+      STALK_FLAG_SETTING(persistent, "Keep task history in --db and reload it on start (Flower's flag; on by default in Stalk)"),
+      STALK_SETTING(retention, "Delete stored tasks older than this: 7d, 12h, 30m, 3600s (0 = keep)"),
+      STALK_SETTING(max_stored_tasks, "Most tasks kept in --db; the oldest are deleted first (0 = unbounded)"),
+      STALK_SETTING(store_queue_mb, "Memory bound of the queue between ingestion and --db; past it history rows are dropped and counted"),
+      STALK_FLAG_SETTING(store_events, "Also keep every event in --db (the events table)"),
+      STALK_SETTING(state_save_interval, "Flower's snapshot interval in ms: accepted and ignored (Stalk writes history continuously)"),
   };
   return defs;
 }

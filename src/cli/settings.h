@@ -24,6 +24,7 @@ struct ServeSettings {
   int max_workers = 5000;
   double purge_offline_workers = 0;
   int inspect_timeout = 1000;
+  std::string result_backend;  // Celery result backend URL (Redis); empty: the broker URL
   std::string queues;  // comma-separated extra queue names
   std::string global_keyprefix;
   std::string fanout_prefix = "/{db}.";
@@ -40,6 +41,20 @@ struct ServeSettings {
   std::string logging = "info";
   std::string conf;
   std::string capture;  // also record the raw stream to this file
+  std::string basic_auth;       // "user:pass,..." (a secret: never logged)
+  std::string basic_auth_file;  // user:hash[:role] lines
+  std::string api_tokens_file;  // sha256hex:role:label lines
+  bool metrics_public = false;
+  bool xheaders = false;
+  std::string tasks_columns = "name,uuid,state,args,kwargs,result,received,started,runtime,worker";
+  // Durable history (src/store/README.md).
+  std::string db = "stalk.db";  // SQLite file or postgresql:// URL; "" or "none": memory only
+  bool persistent = true;       // Flower's flag (default false there); false: memory only
+  std::string retention = "0";  // max age of stored tasks: 7d, 12h, 3600s; 0 = keep
+  int max_stored_tasks = 0;     // 0 = unbounded
+  int store_queue_mb = 128;
+  bool store_events = false;
+  int state_save_interval = 0;  // Flower's (ms): accepted, unused — Stalk writes continuously
 };
 
 // Registers every setting on `app` (a CLI11 subcommand).

@@ -36,8 +36,20 @@ int64_t ResidentBytes() {
 }
 
 HttpResponse ListWorkers(const ApiContext& ctx, const HttpRequest& req) {
-  const double now = ctx.now();
   const std::string name = req.ArgOr("workername", "");
+  std::map<std::string, InspectedFields> inspected;
+  if (!req.BoolArg("status")) {
+    // Asks the workers (up to the inspect timeout) before taking the state lock.
+    if (req.BoolArg("refresh") && ctx.refresh_workers) {
+      if (auto r = ctx.refresh_workers(name); !r) {
+        return HttpResponse::Error(503, r.error());
+      }
+    }
+    if (ctx.worker_inspect) {
+      inspected = ctx.worker_inspect();
+    }
+  }
+  const double now = ctx.now();
   auto st = ctx.state->Read();
   JsonWriter w;
   w.BeginObject();
@@ -50,13 +62,26 @@ HttpResponse ListWorkers(const ApiContext& ctx, const HttpRequest& req) {
     w.EndObject();
     return HttpResponse::Json(w.Take());
   }
-  if (!name.empty() && !st->FindWorker(name)) {
+  if (!name.empty() && !st->FindWorker(name) && !inspected.contains(name)) {
     return HttpResponse::Error(404, "Unknown worker '" + name + "'");
   }
   for (const auto& [id, wk] : st->workers()) {
     if (!name.empty() && wk.hostname != name) continue;
     w.Key(wk.hostname);
-    WriteWorkerJson(*st, wk, now, w);
+    auto it = inspected.find(wk.hostname);
+    WriteWorkerJson(*st, wk, now, w, it == inspected.end() ? nullptr : &it->second);
+  }
+  // Workers that answered inspection but sent no events (started without -E): Flower's shape only.
+  for (const auto& [host, fields] : inspected) {
+    if ((!name.empty() && host != name) || st->FindWorker(host)) continue;
+    w.Key(host);
+    w.BeginObject();
+    w.Field("hostname", host);
+    for (const auto& [key, json] : fields) {
+      w.Key(key);
+      w.Raw(json);
+    }
+    w.EndObject();
   }
   w.EndObject();
   return HttpResponse::Json(w.Take());
@@ -103,14 +128,22 @@ HttpResponse ListTasks(const ApiContext& ctx, const HttpRequest& req) {
 }
 
 HttpResponse TaskInfo(const ApiContext& ctx, const std::string& id) {
-  auto st = ctx.state->Read();
-  const Task* t = st->FindTask(id);
-  if (!t) {
-    return HttpResponse::Error(404, "Unknown task '" + id + "'");
+  {
+    auto st = ctx.state->Read();
+    if (const Task* t = st->FindTask(id)) {
+      JsonWriter w;
+      WriteTaskJson(*st, *t, w, /*with_task_id=*/true);
+      return HttpResponse::Json(w.Take());
+    }
   }
-  JsonWriter w;
-  WriteTaskJson(*st, *t, w, /*with_task_id=*/true);
-  return HttpResponse::Json(w.Take());
+  // Not in memory (evicted, or from before a restart beyond --max_tasks): the durable history, read
+  // without the state lock held.
+  if (ctx.stored_task_json) {
+    if (auto json = ctx.stored_task_json(id)) {
+      return HttpResponse::Json(std::move(*json));
+    }
+  }
+  return HttpResponse::Error(404, "Unknown task '" + id + "'");
 }
 
 HttpResponse TaskTypes(const ApiContext& ctx) {
@@ -151,6 +184,9 @@ HttpResponse QueueLengths(const ApiContext& ctx) {
 
 HttpResponse Healthcheck(const ApiContext& ctx) {
   if (ctx.ingest->broker_connected.load()) {
+    if (auto problem = ctx.store_problem ? ctx.store_problem() : std::nullopt) {
+      return HttpResponse::Text("OK (store degraded: " + *problem + ")");
+    }
     return HttpResponse::Text("OK");
   }
   const double since = ctx.ingest->last_disconnected_at.load();
@@ -211,6 +247,9 @@ HttpResponse Stats(const ApiContext& ctx) {
   w.Key("resident_memory_bytes");
   w.Int(ResidentBytes());
   w.Field("uptime_seconds", ctx.now() - ctx.started_at);
+  if (ctx.extra_stats) {
+    ctx.extra_stats(w);
+  }
   w.EndObject();
   return HttpResponse::Json(w.Take());
 }
@@ -224,6 +263,10 @@ std::vector<std::string> KnownQueues(const ApiContext& ctx) {
     names = st->QueueNames();
   }
   names.insert(names.end(), ctx.extra_queues.begin(), ctx.extra_queues.end());
+  if (ctx.dynamic_queues) {
+    auto learned = ctx.dynamic_queues();
+    names.insert(names.end(), learned.begin(), learned.end());
+  }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   names.erase(std::remove(names.begin(), names.end(), std::string()), names.end());

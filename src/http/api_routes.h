@@ -7,13 +7,18 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/ingest_stats.h"
+#include "common/json_writer.h"
 #include "common/result.h"
 #include "http/router.h"
 #include "state/shared_state.h"
+#include "state/task_json.h"
 
 namespace stalk {
 
@@ -31,6 +36,21 @@ struct ApiContext {
   std::function<Result<std::vector<QueueLengthEntry>>(const std::vector<std::string>&)> queue_lengths;
   // Prometheus exposition (openmetrics=true for the OpenMetrics format); empty: /metrics is 404.
   std::function<std::string(bool openmetrics)> render_metrics;
+  // Remote inspection (control/, wired in cli/serve.cc); empty functions: not available.
+  // refresh_workers runs the inspect commands (all workers when the name is empty) for ?refresh=1;
+  // worker_inspect returns the cached replies per worker, merged into /api/workers;
+  // dynamic_queues returns queue names learned at run time (workers' active_queues).
+  std::function<Result<bool>(const std::string& workername)> refresh_workers;
+  std::function<std::map<std::string, InspectedFields>()> worker_inspect;
+  std::function<std::vector<std::string>()> dynamic_queues;
+  // Durable history (store/, wired in cli/store_setup.cc); empty functions: no store.
+  // stored_task_json: /api/task/info/<id> of a task no longer in memory (its JSON with "task-id",
+  // or nullopt); extra_stats: writes more keys into /api/stalk/stats's object (the "store" block);
+  // store_problem: why the store is degraded, or nullopt — /healthcheck stays 200 "OK (store
+  // degraded: <why>)" since the live API still works.
+  std::function<std::optional<std::string>(std::string_view id)> stored_task_json;
+  std::function<void(JsonWriter&)> extra_stats;
+  std::function<std::optional<std::string>()> store_problem;
   std::function<double()> now;  // wall clock, injectable for tests
   double started_at = 0;
 };

@@ -16,6 +16,7 @@ struct HttpRequest {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  std::string remote_addr;  // the connection's peer address (filled by the server)
 
   std::optional<std::string> Arg(const std::string& name) const;
   std::string ArgOr(const std::string& name, std::string fallback) const;
@@ -24,11 +25,23 @@ struct HttpRequest {
   std::string Header(const std::string& lower_name) const;
 };
 
+class SseHub;  // http/sse_hub.h
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json; charset=UTF-8";
   std::string body;
   std::map<std::string, std::string> headers;
+  // Non-null: answer with an open `text/event-stream` fed by this hub (the server attaches the
+  // connection to it) instead of `body`. The hub must outlive the server.
+  SseHub* event_stream = nullptr;
+
+  static HttpResponse EventStream(SseHub& hub) {
+    HttpResponse r;
+    r.content_type = "text/event-stream; charset=utf-8";
+    r.event_stream = &hub;
+    return r;
+  }
 
   static HttpResponse Json(std::string body, int status = 200);
   static HttpResponse Text(std::string body, int status = 200);

@@ -4,9 +4,14 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
+#include <cstdio>
+#include <deque>
+#include <span>
 #include <optional>
 
 #include "common/log.h"
+#include "http/sse_hub.h"
 
 namespace stalk {
 
@@ -19,11 +24,14 @@ struct HttpServer::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::unique_ptr<asio::steady_timer>> timers;
 };
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection: request/response with keep-alive, or, after a handler returned an event stream,
+// a chunked `text/event-stream` fed by an SseHub (Push) until the client leaves or falls behind.
+class Session : public std::enable_shared_from_this<Session>, public SseSink {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, const Router& router,
           std::atomic<uint64_t>& requests)
@@ -31,6 +39,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // SseSink: called from any thread (the hub's broadcaster); the queueing happens on our strand.
+  void Push(std::shared_ptr<const std::string> framed) override {
+    asio::post(stream_.get_executor(),
+               [self = shared_from_this(), framed = std::move(framed)]() mutable {
+                 self->Enqueue(std::move(framed), /*raw=*/false);
+               });
   }
 
  private:
@@ -76,6 +92,8 @@ class Session : public std::enable_shared_from_this<Session> {
       r.headers.emplace(std::move(name), std::string(f.value()));
     }
     r.body = std::move(req.body());
+    beast::error_code peer_ec;
+    r.remote_addr = stream_.socket().remote_endpoint(peer_ec).address().to_string();
     HttpResponse resp;
     if (!options_.url_prefix.empty()) {
       const std::string prefix = "/" + options_.url_prefix;
@@ -96,7 +114,95 @@ class Session : public std::enable_shared_from_this<Session> {
       Logger("http")->error("handler for {} failed: {}", r.path, e.what());
       resp = HttpResponse::Error(500, "internal error");
     }
+    if (resp.event_stream && resp.status == 200 && r.method == "GET") {
+      StartStream(resp, req.version());
+      return;
+    }
     Send(std::move(resp), req.keep_alive(), req.version(), r.method == "HEAD");
+  }
+
+  // ---- event streams -------------------------------------------------------------------------
+
+  void StartStream(const HttpResponse& resp, unsigned version) {
+    hub_ = resp.event_stream;
+    chunked_ = version >= 11;  // HTTP/1.0: the body ends when the connection closes
+    std::string head = version >= 11 ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.0 200 OK\r\n";
+    head += "Server: stalk\r\nContent-Type: " + resp.content_type +
+            "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+            "X-Accel-Buffering: no\r\n";  // nginx: pass events through, do not buffer them
+    for (const auto& [k, v] : resp.headers) {
+      head += k + ": " + v + "\r\n";
+    }
+    head += chunked_ ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
+    Enqueue(std::make_shared<const std::string>(std::move(head)), /*raw=*/true);
+    // Nothing more is expected from the client; a read that ends means it has gone away.
+    WatchForClose();
+    hub_->Attach(shared_from_this());
+  }
+
+  void WatchForClose() {
+    stream_.socket().async_read_some(asio::buffer(discard_),
+                                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                                       if (ec) {
+                                         self->Close();
+                                       } else {
+                                         self->WatchForClose();
+                                       }
+                                     });
+  }
+
+  void Enqueue(std::shared_ptr<const std::string> data, bool raw) {
+    if (closed_) {
+      return;
+    }
+    if (unsent_bytes_ + data->size() > options_.max_stream_unsent_bytes) {
+      static RateLimiter limiter;
+      if (limiter.Allow()) {
+        Logger("http")->warn("dropping a slow event-stream client ({} bytes unsent)", unsent_bytes_);
+      }
+      hub_->CountDroppedSlow();
+      Close();
+      return;
+    }
+    unsent_bytes_ += data->size();
+    outbox_.push_back(Outgoing{std::move(data), raw});
+    if (!writing_) {
+      WriteNext();
+    }
+  }
+
+  void WriteNext() {
+    writing_ = true;
+    const Outgoing& next = outbox_.front();
+    std::array<asio::const_buffer, 3> buffers;
+    size_t n = 0;
+    if (chunked_ && !next.raw) {
+      char size_line[24];
+      const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", next.data->size());
+      chunk_head_.assign(size_line, static_cast<size_t>(len));
+      buffers[n++] = asio::buffer(chunk_head_);
+      buffers[n++] = asio::buffer(*next.data);
+      buffers[n++] = asio::buffer("\r\n", 2);
+    } else {
+      buffers[n++] = asio::buffer(*next.data);
+    }
+    stream_.expires_after(std::chrono::seconds(options_.stream_write_timeout_seconds));
+    asio::async_write(stream_, std::span(buffers.data(), n),
+                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWritten(ec); });
+  }
+
+  void OnWritten(beast::error_code ec) {
+    if (ec) {
+      Close();
+      return;
+    }
+    unsent_bytes_ -= outbox_.front().data->size();
+    outbox_.pop_front();
+    if (outbox_.empty() || closed_) {
+      writing_ = false;
+      return;
+    }
+    WriteNext();
   }
 
   void Send(HttpResponse resp, bool keep_alive, unsigned version, bool head) {
@@ -115,7 +221,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!head) {
       res->body() = std::move(resp.body);
     }
-    res->content_length(len);
+    if (resp.status != 304 && resp.status != 204) {  // those never carry a body nor its length
+      res->content_length(len);
+    }
     stream_.expires_after(std::chrono::seconds(options_.read_timeout_seconds));
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
@@ -128,6 +236,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    if (closed_) {
+      return;
+    }
+    closed_ = true;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
@@ -139,7 +251,35 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServerOptions& options_;
   const Router& router_;
   std::atomic<uint64_t>& requests_;
+  // Event-stream state; touched only on this connection's strand.
+  struct Outgoing {
+    std::shared_ptr<const std::string> data;
+    bool raw;  // the response head: written as is, not as a chunk
+  };
+  SseHub* hub_ = nullptr;
+  bool chunked_ = true;
+  bool writing_ = false;
+  bool closed_ = false;
+  size_t unsent_bytes_ = 0;
+  std::deque<Outgoing> outbox_;
+  std::string chunk_head_;
+  std::array<char, 256> discard_{};
 };
+
+void Schedule(asio::steady_timer& timer, std::chrono::milliseconds period, const std::function<void()>& fn) {
+  timer.expires_after(period);
+  timer.async_wait([&timer, period, &fn](beast::error_code ec) {
+    if (ec) {
+      return;
+    }
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      Logger("http")->error("periodic task failed: {}", e.what());
+    }
+    Schedule(timer, period, fn);
+  });
+}
 
 void Accept(HttpServer::Impl& impl, const HttpServerOptions& options, const Router& router,
             std::atomic<uint64_t>& requests) {
@@ -169,6 +309,10 @@ HttpServer::HttpServer(HttpServerOptions options, const Router& router)
 
 HttpServer::~HttpServer() { Stop(); }
 
+void HttpServer::Every(std::chrono::milliseconds period, std::function<void()> fn) {
+  periodic_.push_back(Periodic{period, std::move(fn)});
+}
+
 Result<int> HttpServer::Start() {
   beast::error_code ec;
   const auto addr = asio::ip::make_address(options_.address, ec);
@@ -193,6 +337,10 @@ Result<int> HttpServer::Start() {
   const int bound = impl_->acceptor.local_endpoint().port();
   impl_->work.emplace(impl_->ioc.get_executor());
   Accept(*impl_, options_, router_, requests_);
+  for (const Periodic& p : periodic_) {
+    impl_->timers.push_back(std::make_unique<asio::steady_timer>(asio::make_strand(impl_->ioc)));
+    Schedule(*impl_->timers.back(), p.period, p.fn);
+  }
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
     threads_.emplace_back([this] { impl_->ioc.run(); });
   }

@@ -87,6 +87,9 @@ void IngestPipeline::Run() {
     if (!more) {
       break;
     }
+    if (!batch.empty() && batch.size() < options_.batch_max && options_.gather_us > 0 && !stop_) {
+      std::this_thread::sleep_for(std::chrono::microseconds(options_.gather_us));
+    }
   }
 }
 

@@ -7,6 +7,7 @@ namespace stalk {
 
 bool IngestQueue::Push(RawMessage&& m) {
   const size_t size = m.payload.size() + sizeof(RawMessage);
+  bool was_empty = false;
   {
     std::lock_guard lock(mu_);
     if (closed_ || bytes_ + size > max_bytes_) {
@@ -14,13 +15,17 @@ bool IngestQueue::Push(RawMessage&& m) {
       return false;
     }
     bytes_ += size;
+    was_empty = q_.empty();
     q_.push_back(std::move(m));
     stats_.queue_bytes.store(bytes_, std::memory_order_relaxed);
     if (bytes_ > stats_.queue_high_water_bytes.load(std::memory_order_relaxed)) {
       stats_.queue_high_water_bytes.store(bytes_, std::memory_order_relaxed);
     }
   }
-  cv_.notify_one();
+  // The writer waits only on an empty queue, so only the push that ends emptiness must wake it.
+  if (was_empty) {
+    cv_.notify_one();
+  }
   return true;
 }
 

@@ -55,6 +55,14 @@ class ExpositionWriter {
   void HistogramSeries(std::string_view prebuilt_labels, const Histogram& h,
                        const std::vector<std::string>& le_values);
 
+  // Makes room for at least `n` more bytes now, so the appends that follow do not grow the buffer
+  // (Render grows it between read-lock slices, where a copy of tens of MB delays no one).
+  void ReserveSpare(size_t n) {
+    if (buf_.size() - len_ < n) {
+      Grow(n);
+    }
+  }
+
   // Ends the exposition ("# EOF" for OpenMetrics) and hands the text over.
   std::string Finish();
 

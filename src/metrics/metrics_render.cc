@@ -4,12 +4,16 @@
 // state, so none can drift: liveness from heartbeat expiry at `now`, executing/prefetched from each
 // worker's set of unfinished tasks. Offline workers keep their worker-level series (online 0,
 // executing 0) until the state forgets them; their per-(worker, task) gauges are dropped.
+// The state's read lock is held in slices (SlicedReadLock): worker gauges are copied out in a first
+// pass, series are read by index between Yields, and what needs no state is written unlocked.
 #include <algorithm>
 
 #include "common/ingest_stats.h"
 #include "metrics/exposition_writer.h"
 #include "metrics/metrics.h"
+#include "metrics/sliced_read_lock.h"
 #include "state/cluster_state.h"
+#include "state/shared_state.h"
 
 namespace stalk {
 namespace {
@@ -39,60 +43,93 @@ constexpr std::array<CeleryCounter, 8> kCeleryCounters = {{
 
 bool Executing(TaskState s) { return s == TaskState::kStarted || s == TaskState::kCustom; }
 
+// Free room ensured in the output buffer before each read-lock hold: more than one slice writes
+// (0.3 ms at ~1 GB/s is ~300 KB), so the buffer never grows — a copy of up to the whole exposition,
+// tens of ms for a big cluster — while the lock is held.
+constexpr size_t kSliceSpareBytes = size_t{1} << 20;
+
 }  // namespace
 
 struct Metrics::RenderView {
   std::vector<WorkerRow> rows;           // every worker the state tracks, by hostname
   std::vector<uint8_t> alive_by_slot;    // host slot -> a live worker renders under it
-  std::vector<uint32_t> executing;       // by row: STARTED (or custom-state) tasks
   std::vector<uint32_t> prefetched;      // by flower_ pair: RECEIVED tasks without ETA
+
+  // Slots and pairs created after the view was built (between slices) have no live worker yet as
+  // far as this render knows, and nothing prefetched.
+  bool Alive(uint32_t host_slot) const { return host_slot < alive_by_slot.size() && alive_by_slot[host_slot]; }
+  uint32_t Prefetched(size_t pair) const { return pair < prefetched.size() ? prefetched[pair] : 0; }
 };
 
-Metrics::RenderView Metrics::BuildView(const ClusterState& state, double now) const {
+Metrics::RenderView Metrics::BuildView(SlicedReadLock& lock, double now) const {
+  lock.Acquire();
+  // Worker ids first (a flat copy), then one worker per unit of work: the map may change between
+  // slices, so it is not iterated across a Yield. A worker gone by its turn is left out.
+  std::vector<uint32_t> ids;
+  ids.reserve(lock.state().workers().size());
+  for (const auto& [id, w] : lock.state().workers()) {
+    ids.push_back(id);
+  }
   RenderView v;
-  v.rows.reserve(state.workers().size());
-  for (const auto& [id, w] : state.workers()) {
+  v.rows.reserve(ids.size());
+  for (const uint32_t id : ids) {
+    lock.Yield();
+    const ClusterState& state = lock.state();
+    const auto it = state.workers().find(id);
+    if (it == state.workers().end()) {
+      continue;
+    }
+    const Worker& w = it->second;
     const uint32_t slot = hosts_.Resolve(id, w.hostname);
-    v.rows.push_back(WorkerRow{&w, slot, state.IsAlive(w, now)});
-  }
-  std::sort(v.rows.begin(), v.rows.end(),
-            [](const WorkerRow& a, const WorkerRow& b) { return a.worker->hostname < b.worker->hostname; });
-  v.alive_by_slot.assign(hosts_.size(), 0);
-  for (const WorkerRow& r : v.rows) {
-    if (r.alive && r.slot != LabelSpace::kNone) {
-      v.alive_by_slot[r.slot] = 1;
+    WorkerRow& row = v.rows.emplace_back();
+    if (slot != LabelSpace::kNone) {
+      row.label.assign(hosts_.escaped(slot));
+    } else {
+      AppendEscapedLabelValue(row.label, w.hostname);  // attached after the worker was first seen
     }
-  }
-  if (!options_.flower_compat) {
-    return v;
-  }
-  v.executing.assign(v.rows.size(), 0);
-  v.prefetched.assign(flower_.size(), 0);
-  for (size_t i = 0; i < v.rows.size(); ++i) {
-    const WorkerRow& r = v.rows[i];
-    if (!r.alive) {
-      continue;  // its unfinished tasks are lost, not executing
+    row.folded = slot != LabelSpace::kNone && slot == hosts_.other_slot();
+    row.alive = state.IsAlive(w, now);
+    row.executing = 0;
+    row.active = row.alive && w.active > 0 ? w.active : 0;
+    if (!row.alive) {
+      continue;  // its unfinished tasks are lost, not executing or prefetched
     }
-    for (uint64_t seq : r.worker->unfinished) {
+    if (slot != LabelSpace::kNone) {
+      if (v.alive_by_slot.size() <= slot) {
+        v.alive_by_slot.resize(hosts_.size(), 0);
+      }
+      v.alive_by_slot[slot] = 1;
+    }
+    if (!options_.flower_compat) {
+      continue;
+    }
+    // One worker's unfinished set is counted within one slice (it is bounded by its prefetch
+    // limit: concurrency x prefetch multiplier, plus ETA tasks).
+    for (uint64_t seq : w.unfinished) {
       const Task* t = state.TaskBySeq(seq);
       if (t == nullptr || t->lost) {
         continue;  // lost: flagged when the worker went offline; a restarted worker never reports them
       }
       if (Executing(t->state)) {
-        ++v.executing[i];
+        ++row.executing;
       } else if (t->state == TaskState::kReceived && (t->eta.is_null() || t->eta.view().empty()) &&
-                 r.slot != LabelSpace::kNone) {
+                 slot != LabelSpace::kNone) {
         const uint32_t task_slot = tasks_.Resolve(t->name, state.Name(t->name));
         if (task_slot == LabelSpace::kNone) {
           continue;
         }
-        auto it = flower_index_.find((uint64_t{r.slot} << 32) | task_slot);
-        if (it != flower_index_.end()) {
-          ++v.prefetched[it->second];
+        auto pair = flower_index_.find((uint64_t{slot} << 32) | task_slot);
+        if (pair != flower_index_.end()) {
+          if (v.prefetched.size() <= pair->second) {
+            v.prefetched.resize(flower_.size(), 0);
+          }
+          ++v.prefetched[pair->second];
         }
       }
     }
   }
+  lock.Release();
+  std::sort(v.rows.begin(), v.rows.end(), [](const WorkerRow& a, const WorkerRow& b) { return a.label < b.label; });
   return v;
 }
 
@@ -100,61 +137,64 @@ bool Metrics::TaskFresh(uint32_t task_slot, double now) const {
   return options_.task_name_ttl_seconds <= 0 || now - tasks_.last_seen(task_slot) <= options_.task_name_ttl_seconds;
 }
 
-void Metrics::WriteWorkerLabel(ExpositionWriter& w, std::string_view key, const WorkerRow& row) const {
-  if (row.slot != LabelSpace::kNone) {
-    w.Label(key, hosts_.escaped(row.slot));
-  } else {
-    w.LabelRaw(key, row.worker->hostname);  // attached after the worker was first seen: escape now
-  }
-}
-
-std::string Metrics::Render(const ClusterState& state, const IngestStats& ingest,
-                            const std::vector<QueueLength>& queues, double now, bool openmetrics) const {
+std::string Metrics::Render(SharedState& shared, const IngestStats& ingest, const std::vector<QueueLength>& queues,
+                            double now, bool openmetrics, RenderStats* stats) const {
   const size_t hint = size_hint_.load(std::memory_order_relaxed);
-  ExpositionWriter w(openmetrics, hint + hint / 8 + 4096);
+  ExpositionWriter w(openmetrics, hint + hint / 8 + 4096);  // sized (and its pages touched) unlocked
+  auto grow = [&w] { w.ReserveSpare(kSliceSpareBytes); };
+  SlicedReadLock lock(shared, options_.render_slice_seconds, grow);
   if (options_.flower_compat || options_.celery_exporter_compat) {
-    const RenderView view = BuildView(state, now);
+    const RenderView view = BuildView(lock, now);
     if (options_.flower_compat) {
-      RenderFlower(w, view, now);
+      RenderFlower(w, lock, view, now);
     }
     if (options_.celery_exporter_compat) {
-      RenderCelery(w, view, queues);
+      RenderCelery(w, lock, view, queues);
     }
   }
-  RenderStalk(w, state, ingest);
+  RenderStalk(w, lock, ingest);
+  lock.Release();
+  if (stats != nullptr) {
+    stats->slices = lock.slices();
+    stats->longest_hold_seconds = lock.longest_hold_seconds();
+    stats->holds_over_1ms = lock.holds_over_1ms();
+  }
   std::string out = w.Finish();
   size_hint_.store(out.size(), std::memory_order_relaxed);
   return out;
 }
 
-// Writes one worker-level gauge: a line per worker (label `key`), workers folded past the cap summed
-// into one "other" line.
+// Writes one worker-level gauge from the copied rows (no lock needed): a line per worker (label
+// `key`), workers folded past the cap summed into one "other" line.
 template <typename ValueFn>
-void Metrics::WorkerGauge(ExpositionWriter& w, const RenderView& view, std::string_view key, ValueFn value) const {
-  const uint32_t other_slot = hosts_.other_slot();
+void Metrics::WorkerGauge(ExpositionWriter& w, const RenderView& view, std::string_view key, ValueFn value) {
   uint64_t other = 0;
   bool folded = false;
-  for (size_t i = 0; i < view.rows.size(); ++i) {
-    const WorkerRow& r = view.rows[i];
-    if (r.slot != LabelSpace::kNone && r.slot == other_slot) {
-      other += value(i);
+  for (const WorkerRow& r : view.rows) {
+    if (r.folded) {
+      other += value(r);
       folded = true;
       continue;
     }
     w.Open();
-    WriteWorkerLabel(w, key, r);
-    w.Close(uint64_t{value(i)});
+    w.Label(key, r.label);
+    w.Close(uint64_t{value(r)});
   }
   if (folded) {
     w.Open();
-    w.Label(key, hosts_.escaped(other_slot));
+    w.Label(key, LabelSpace::kOther);
     w.Close(other);
   }
 }
 
-void Metrics::RenderFlower(ExpositionWriter& w, const RenderView& view, double now) const {
+void Metrics::RenderFlower(ExpositionWriter& w, SlicedReadLock& lock, const RenderView& view, double now) const {
+  // Each loop re-reads flower_.size() (pairs may be added between slices) and takes no reference
+  // across a Yield.
+  lock.Acquire();
   w.Family("flower_events", MetricType::kCounter, "Number of events");
-  for (const detail::FlowerPair& p : flower_) {
+  for (size_t i = 0; i < flower_.size(); ++i) {
+    lock.Yield();
+    const detail::FlowerPair& p = flower_[i];
     for (size_t k = 0; k < detail::kStdTaskEvents; ++k) {
       if (p.events[k] == 0) {
         continue;
@@ -173,7 +213,9 @@ void Metrics::RenderFlower(ExpositionWriter& w, const RenderView& view, double n
   }
 
   w.Family("flower_task_runtime_seconds", MetricType::kHistogram, "Task runtime");
-  for (const detail::FlowerPair& p : flower_) {
+  for (size_t i = 0; i < flower_.size(); ++i) {
+    lock.Yield();
+    const detail::FlowerPair& p = flower_[i];
     if (p.runtime.count > 0) {
       w.HistogramSeries(p.labels, p.runtime, le_values_);
     }
@@ -181,8 +223,10 @@ void Metrics::RenderFlower(ExpositionWriter& w, const RenderView& view, double n
 
   w.Family("flower_task_prefetch_time_seconds", MetricType::kGauge,
            "The time the task spent waiting at the celery worker to be executed.");
-  for (const detail::FlowerPair& p : flower_) {
-    if (p.has_prefetch_time && view.alive_by_slot[p.worker] && TaskFresh(p.task, now)) {
+  for (size_t i = 0; i < flower_.size(); ++i) {
+    lock.Yield();
+    const detail::FlowerPair& p = flower_[i];
+    if (p.has_prefetch_time && view.Alive(p.worker) && TaskFresh(p.task, now)) {
       w.Open();
       w.Labels(p.labels);
       w.Close(p.prefetch_time);
@@ -192,26 +236,33 @@ void Metrics::RenderFlower(ExpositionWriter& w, const RenderView& view, double n
   w.Family("flower_worker_prefetched_tasks", MetricType::kGauge,
            "Number of tasks of given type prefetched at a worker");
   for (size_t i = 0; i < flower_.size(); ++i) {
+    lock.Yield();
     const detail::FlowerPair& p = flower_[i];
-    if (p.prefetch_series && view.alive_by_slot[p.worker] && (view.prefetched[i] > 0 || TaskFresh(p.task, now))) {
+    const uint32_t prefetched = view.Prefetched(i);
+    if (p.prefetch_series && view.Alive(p.worker) && (prefetched > 0 || TaskFresh(p.task, now))) {
       w.Open();
       w.Labels(p.labels);
-      w.Close(uint64_t{view.prefetched[i]});
+      w.Close(uint64_t{prefetched});
     }
   }
+  lock.Release();
 
   w.Family("flower_worker_online", MetricType::kGauge, "Worker online status");
-  WorkerGauge(w, view, "worker", [&](size_t i) { return uint64_t{view.rows[i].alive}; });
+  WorkerGauge(w, view, "worker", [](const WorkerRow& r) { return uint64_t{r.alive}; });
   w.Family("flower_worker_number_of_currently_executing_tasks", MetricType::kGauge,
            "Number of tasks currently executing at a worker");
-  WorkerGauge(w, view, "worker", [&](size_t i) { return uint64_t{view.executing[i]}; });
+  WorkerGauge(w, view, "worker", [](const WorkerRow& r) { return uint64_t{r.executing}; });
 }
 
-void Metrics::RenderCelery(ExpositionWriter& w, const RenderView& view, const std::vector<QueueLength>& queues) const {
+void Metrics::RenderCelery(ExpositionWriter& w, SlicedReadLock& lock, const RenderView& view,
+                           const std::vector<QueueLength>& queues) const {
+  lock.Acquire();
   for (const CeleryCounter& c : kCeleryCounters) {
     const auto k = static_cast<size_t>(c.kind);
     w.Family(c.family, MetricType::kCounter, c.help);
-    for (const detail::CelerySeries& s : celery_) {
+    for (size_t i = 0; i < celery_.size(); ++i) {
+      lock.Yield();
+      const detail::CelerySeries& s = celery_[i];
       if (c.kind != EventKind::kTaskFailed) {
         if (s.all_visible || s.counts[k] > 0) {
           w.Open();
@@ -236,20 +287,20 @@ void Metrics::RenderCelery(ExpositionWriter& w, const RenderView& view, const st
   }
 
   w.Family("celery_task_runtime", MetricType::kHistogram, "Runtime of succeeded tasks, in seconds.");
-  for (const detail::CelerySeries& s : celery_) {
+  for (size_t i = 0; i < celery_.size(); ++i) {
+    lock.Yield();
+    const detail::CelerySeries& s = celery_[i];
     if (s.runtime.count > 0) {
       w.HistogramSeries(s.labels, s.runtime, le_values_);
     }
   }
+  lock.Release();
 
   w.Family("celery_worker_up", MetricType::kGauge, "1 while the worker's heartbeats arrive in time, else 0.");
-  WorkerGauge(w, view, "hostname", [&](size_t i) { return uint64_t{view.rows[i].alive}; });
+  WorkerGauge(w, view, "hostname", [](const WorkerRow& r) { return uint64_t{r.alive}; });
   w.Family("celery_worker_tasks_active", MetricType::kGauge,
            "Tasks the worker reported executing in its last heartbeat (0 when offline).");
-  WorkerGauge(w, view, "hostname", [&](size_t i) {
-    const WorkerRow& r = view.rows[i];
-    return r.alive && r.worker->active > 0 ? static_cast<uint64_t>(r.worker->active) : uint64_t{0};
-  });
+  WorkerGauge(w, view, "hostname", [](const WorkerRow& r) { return static_cast<uint64_t>(r.active); });
 
   // Queue gauges: one line per distinct queue name the transport measured.
   std::vector<const QueueLength*> distinct;

@@ -1,10 +1,12 @@
 // Stalk — Celery monitoring server.
 // Metrics, render side: Stalk's own families — per-task-name latency histograms, ingest health from
-// IngestStats, state size from ClusterState, process memory, build info, label overflows.
+// IngestStats, state size from ClusterState, process memory, build info, label overflows. Only the
+// histograms and a handful of numbers are read under the state's read lock.
 #include "common/ingest_stats.h"
 #include "metrics/exposition_writer.h"
 #include "metrics/metrics.h"
 #include "metrics/process_memory.h"
+#include "metrics/sliced_read_lock.h"
 #include "protocol/reject_reason.h"
 #include "state/cluster_state.h"
 
@@ -22,12 +24,14 @@ uint64_t Load(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_
 
 }  // namespace
 
-void Metrics::RenderStalk(ExpositionWriter& w, const ClusterState& state, const IngestStats& ingest) const {
+void Metrics::RenderStalk(ExpositionWriter& w, SlicedReadLock& lock, const IngestStats& ingest) const {
+  lock.Acquire();
   std::string labels;
   auto task_histograms = [&](std::string_view family, std::string_view help,
                              Histogram detail::TaskNameSeries::*member) {
     w.Family(family, MetricType::kHistogram, help);
     for (size_t slot = 0; slot < by_task_.size(); ++slot) {
+      lock.Yield();
       const Histogram& h = by_task_[slot].*member;
       if (h.count == 0) {
         continue;
@@ -44,6 +48,23 @@ void Metrics::RenderStalk(ExpositionWriter& w, const ClusterState& state, const 
   task_histograms("stalk_task_e2e_latency_seconds",
                   "Time from task-sent to task-succeeded or task-failed, for tasks whose both events arrived.",
                   &detail::TaskNameSeries::e2e_latency);
+
+  // The few numbers owned by the writer, read in one slice; the families are written unlocked.
+  const ClusterState& state = lock.state();
+  const uint64_t tasks_tracked = state.task_count();
+  const uint64_t tasks_evicted = state.counters().tasks_evicted;
+  const uint64_t tasks_lost = state.counters().tasks_lost;
+  const uint64_t workers_tracked = state.workers().size();
+  // "client" is the worker/hostname label of task-sent series, capped apart from workers.
+  const std::pair<std::string_view, uint64_t> overflows[] = {
+      {"task", tasks_.overflows()},
+      {"worker", hosts_.overflows()},
+      {"client", hosts_.overflows(LabelSpace::Pool::kSecondary)},
+      {"queue_name", queues_.overflows()},
+      {"exception", exceptions_.overflows()},
+      {"type", types_.overflows()},
+  };
+  lock.Release();
 
   w.Family("stalk_events_ingested", MetricType::kCounter, "Events applied to the cluster state.");
   w.Open();
@@ -71,20 +92,19 @@ void Metrics::RenderStalk(ExpositionWriter& w, const ClusterState& state, const 
   w.Open();
   w.Close(Load(ingest.queue_dropped));
 
-  const StateCounters& c = state.counters();
   w.Family("stalk_tasks_tracked", MetricType::kGauge, "Tasks held in memory.");
   w.Open();
-  w.Close(uint64_t{state.task_count()});
+  w.Close(tasks_tracked);
   w.Family("stalk_tasks_evicted", MetricType::kCounter, "Tasks dropped from memory to stay under max_tasks.");
   w.Open();
-  w.Close(c.tasks_evicted);
+  w.Close(tasks_evicted);
   w.Family("stalk_tasks_lost", MetricType::kCounter,
            "Unfinished tasks of workers that went offline (killed or heartbeat expired).");
   w.Open();
-  w.Close(c.tasks_lost);
+  w.Close(tasks_lost);
   w.Family("stalk_workers_tracked", MetricType::kGauge, "Workers held in memory, online or not.");
   w.Open();
-  w.Close(uint64_t{state.workers().size()});
+  w.Close(workers_tracked);
 
   w.Family("stalk_process_resident_memory_bytes", MetricType::kGauge, "Resident memory of the Stalk process.");
   if (const auto rss = ResidentMemoryBytes()) {
@@ -98,15 +118,6 @@ void Metrics::RenderStalk(ExpositionWriter& w, const ClusterState& state, const 
 
   w.Family("stalk_metrics_label_overflow", MetricType::kCounter,
            "Observations whose label value was folded into \"other\" by a cardinality cap, by label.");
-  // "client" is the worker/hostname label of task-sent series, capped apart from workers.
-  const std::pair<std::string_view, uint64_t> overflows[] = {
-      {"task", tasks_.overflows()},
-      {"worker", hosts_.overflows()},
-      {"client", hosts_.overflows(LabelSpace::Pool::kSecondary)},
-      {"queue_name", queues_.overflows()},
-      {"exception", exceptions_.overflows()},
-      {"type", types_.overflows()},
-  };
   for (const auto& [label, count] : overflows) {
     w.Open();
     w.Label("label", label);

@@ -29,6 +29,9 @@
 
 namespace stalk {
 
+struct TaskRecord;    // state/task_record.h
+struct WorkerRecord;
+
 struct StateOptions {
   size_t max_tasks = 100000;  // Flower's --max_tasks default
   size_t max_workers = 5000;  // Flower's --max_workers default
@@ -62,6 +65,14 @@ class ClusterState {
   void Tick(double now);
 
   void AddListener(StateListener* l) { listeners_.push_back(l); }
+
+  // ---- restore from durable history (store/), on start-up before any event; no listener is called
+  // Inserts a task as recorded. Restore oldest first: creation order stays timestamp order, and past
+  // max_tasks the oldest is evicted as usual. A task already present is left alone (returns false).
+  bool Restore(const TaskRecord& r);
+  // Inserts or refreshes a worker as recorded (skipped if the live one heard from it later). Its
+  // liveness is left to IsAlive/Tick: offline unless its last heartbeat is younger than 2 x freq.
+  void RestoreWorker(const WorkerRecord& r);
 
   // ---- reads (callers hold the read lock) ----
   const Task* FindTask(std::string_view id) const;

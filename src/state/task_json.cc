@@ -108,7 +108,12 @@ void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool wi
   w.EndObject();
 }
 
-void WriteWorkerJson(const ClusterState& st, const Worker& wk, double now, JsonWriter& w) {
+void WriteWorkerJson(const ClusterState& st, const Worker& wk, double now, JsonWriter& w,
+                     const InspectedFields* inspected) {
+  bool inspected_active = false;
+  if (inspected) {
+    for (const auto& [key, json] : *inspected) inspected_active |= key == "active";
+  }
   w.BeginObject();
   w.Field("hostname", wk.hostname);
   w.Key("status");
@@ -120,8 +125,10 @@ void WriteWorkerJson(const ClusterState& st, const Worker& wk, double now, JsonW
   w.Int(wk.pid);
   w.Key("clock");
   w.Int(wk.clock);
-  w.Key("active");
-  w.Int(wk.active);
+  if (!inspected_active) {
+    w.Key("active");
+    w.Int(wk.active);
+  }
   w.Key("processed");
   w.Int(wk.processed);
   w.Key("loadavg");
@@ -144,6 +151,12 @@ void WriteWorkerJson(const ClusterState& st, const Worker& wk, double now, JsonW
   w.Int(static_cast<int64_t>(wk.lost_tasks));
   w.Key("events");
   w.Int(static_cast<int64_t>(wk.events));
+  if (inspected) {
+    for (const auto& [key, json] : *inspected) {
+      w.Key(key);
+      w.Raw(json);
+    }
+  }
   w.EndObject();
 }
 

@@ -88,7 +88,22 @@ void RedisEventSource::Session() {
   std::chrono::steady_clock::time_point ping_sent{};
   bool ping_outstanding = false;
   while (!stop_) {
-    auto r = conn_.ReadReply(500);
+    // Payloads go to the sink straight from the receive buffer (RedisConnection::ReadPubSub); all
+    // messages of one read share its receive time.
+    double received_at = 0;
+    auto r = conn_.ReadPubSub(500, [&](std::string_view, std::string_view payload) {
+      stats_.messages_received.fetch_add(1, std::memory_order_relaxed);
+      stats_.bytes_received.fetch_add(payload.size(), std::memory_order_relaxed);
+      if (received_at == 0) {
+        received_at = Now();
+      }
+      // Room for the decoder's SIMD padding (simdjson needs 64 readable bytes past the end), so the
+      // writer parses the payload in place instead of copying it.
+      std::string bytes;
+      bytes.reserve(payload.size() + 64);
+      bytes.assign(payload);
+      sink_(std::move(bytes), received_at);
+    });
     if (!r) {
       if (!stop_) {
         log->warn("lost connection to {}: {}", url_.Redacted(), r.error());
@@ -96,7 +111,7 @@ void RedisEventSource::Session() {
       return;
     }
     const auto now = Mono();
-    if (!*r) {
+    if (r->messages == 0 && !r->reply) {
       if (!ping_outstanding && now - last_data > std::chrono::milliseconds(options_.idle_ping_ms)) {
         if (!conn_.Send({"PING"})) {
           return;
@@ -111,7 +126,10 @@ void RedisEventSource::Session() {
       continue;
     }
     last_data = now;
-    redisReply* rep = r->get();
+    if (!r->reply) {
+      continue;
+    }
+    redisReply* rep = r->reply.get();
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING) {
       if (rep->type == REDIS_REPLY_ERROR) {
         log->warn("Redis error on the event connection: {}", std::string_view(rep->str, rep->len));
@@ -119,16 +137,8 @@ void RedisEventSource::Session() {
       continue;
     }
     const std::string_view kind(rep->element[0]->str, rep->element[0]->len);
-    if (kind == "pmessage" && rep->elements == 4 && rep->element[3]->type == REDIS_REPLY_STRING) {
-      redisReply* payload = rep->element[3];
-      stats_.messages_received.fetch_add(1, std::memory_order_relaxed);
-      stats_.bytes_received.fetch_add(payload->len, std::memory_order_relaxed);
-      // Room for the decoder's SIMD padding (simdjson needs 64 readable bytes past the end), so the
-      // writer parses the payload in place instead of copying it.
-      std::string bytes;
-      bytes.reserve(payload->len + 64);
-      bytes.assign(payload->str, payload->len);
-      sink_(std::move(bytes), Now());
+    if (kind == "pmessage") {
+      continue;  // malformed (not 4 strings): ReadPubSub delivers every well-formed one
     } else if (kind == "psubscribe") {
       if (++confirmations == patterns.size()) {
         stats_.broker_connected = true;

@@ -22,6 +22,7 @@
 #include "metrics/metrics.h"
 #include "protocol/reject_reason.h"
 #include "state/cluster_state.h"
+#include "state/shared_state.h"
 
 namespace stalk {
 namespace {
@@ -54,9 +55,11 @@ Event WorkerEvent(std::string_view type, std::string_view host, double ts, doubl
 
 class MetricsTest : public ::testing::Test {
  protected:
-  explicit MetricsTest(MetricsOptions options = {}) : metrics_(std::move(options)) { state_.AddListener(&metrics_); }
+  explicit MetricsTest(MetricsOptions options = {}) : metrics_(std::move(options)) {
+    state_.Write()->AddListener(&metrics_);
+  }
 
-  void Apply(const Event& ev) { state_.Apply(ev, ev.timestamp); }
+  void Apply(const Event& ev) { state_.Write()->Apply(ev, ev.timestamp); }
 
   void Received(std::string_view uuid, std::string_view name, std::string_view host, double ts) {
     Event ev = TaskEvent("task-received", uuid, host, ts);
@@ -134,7 +137,7 @@ class MetricsTest : public ::testing::Test {
     return v ? std::strtod(v->c_str(), nullptr) : std::nan("");
   }
 
-  ClusterState state_;
+  SharedState state_{StateOptions{}};
   Metrics metrics_;
   IngestStats ingest_;
 };
@@ -230,7 +233,7 @@ TEST_F(MetricsTest, SigkilledWorkerGoesOfflineWhenHeartbeatsStop) {
   EXPECT_EQ(Value(m, R"(flower_worker_number_of_currently_executing_tasks{worker="celery@w1"})"), "1");
 
   // kill -9: nothing more arrives. Past 2 x freq after the last heartbeat the worker is offline.
-  state_.Tick(1005.5);
+  state_.Write()->Tick(1005.5);
   m = Render(1005.5);
   EXPECT_EQ(Value(m, R"(flower_worker_online{worker="celery@w1"})"), "0");
   EXPECT_EQ(Value(m, R"(celery_worker_up{hostname="celery@w1"})"), "0");
@@ -575,7 +578,7 @@ class PromtoolTest : public MetricsTest {
     Sent("60000000-0000-0000-0000-000000000005", "tasks.sub", "celery@w1", "celery", 1002);
     Received("60000000-0000-0000-0000-000000000005", "tasks.sub", "celery@w1", 1003);
     Apply(WorkerEvent("worker-heartbeat", "celery@w1", 1010));
-    state_.Tick(1010);
+    state_.Write()->Tick(1010);
     ingest_.events_ingested = 10;
   }
 };

@@ -1,0 +1,45 @@
+// Stalk — Celery monitoring server.
+// The fuzz targets: one entry point per parser that takes outside bytes (fuzz/README.md). Each is an
+// ordinary function, so the same code runs under libFuzzer (fuzz/libfuzzer_entry.cc: clang,
+// ASan+UBSan, coverage-guided) and under g++ in the corpus replay test (tests/unit/
+// fuzz_corpus_test.cc), which makes every corpus file a regression test in every CI run. An entry
+// returns 0; a broken invariant aborts with a message (FuzzCheck in fuzz_support.h), which both
+// runners report as a failure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace stalk::fuzz {
+
+// A Redis PUB/SUB payload: EventDecoder::DecodeKombuEnvelope, then the events applied to a small
+// ClusterState (eviction and truncation limits low so they trigger), liveness ticked, and every task
+// and worker rendered as JSON (which must be valid JSON).
+int FuzzEnvelope(const uint8_t* data, size_t size);
+// An event body as AMQP delivers it (an event object or a list of them): EventDecoder::DecodeBody,
+// then applied and rendered as FuzzEnvelope does.
+int FuzzBody(const uint8_t* data, size_t size);
+// An HTTP request, as text: "METHOD TARGET\n" then "name: value" header lines, an empty line and the
+// body. Built into an HttpRequest as the server does (UrlDecode, ParseQuery, lower-case header names)
+// and dispatched by a Router holding RegisterReadApi over a small live state. JSON replies must be
+// valid JSON; status codes must be real ones.
+int FuzzHttp(const uint8_t* data, size_t size);
+// A broker URL: ParseBrokerUrl; a parsed URL must have a usable port and db, and Redacted() must not
+// depend on the password.
+int FuzzBrokerUrl(const uint8_t* data, size_t size);
+// A TaskQuery, one field per line: limit, offset, sort_by, workername, taskname, state,
+// received_start, received_end, started_start, started_end, search (times through ParseQueryTime).
+// RunTaskQuery over a small live state; paging, order and task identity are checked, results rendered.
+int FuzzTaskQuery(const uint8_t* data, size_t size);
+
+struct FuzzTarget {
+  std::string_view name;  // the fuzzer binary's name and its corpus folder, fuzz/corpus/<name>/
+  int (*run)(const uint8_t* data, size_t size);
+};
+
+// Every target, in a fixed order.
+std::span<const FuzzTarget> AllTargets();
+
+}  // namespace stalk::fuzz

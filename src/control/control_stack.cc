@@ -1,0 +1,46 @@
+// Stalk — Celery monitoring server.
+#include "control/control_stack.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace stalk {
+
+ControlStack::ControlStack(const BrokerUrl& broker, const std::string& broker_text, ControlSetup setup,
+                           SharedState& state, std::function<double()> now) {
+  RedisControlOptions ro;
+  ro.global_keyprefix = setup.global_keyprefix;
+  ro.fanout_prefix = setup.fanout_prefix;
+  transport_ = std::make_unique<RedisControlTransport>(broker, ro);
+
+  const std::string backend_text = setup.result_backend.empty() ? broker_text : setup.result_backend;
+  auto backend_url = ParseBrokerUrl(backend_text);
+  if (backend_url && backend_url->kind == BrokerUrl::Kind::kRedis && !backend_url->tls) {
+    backend_ = std::make_unique<RedisResultBackend>(*backend_url, RedisResultBackendOptions{});
+    backend_description_ = backend_url->Redacted();
+  } else {
+    // Never echo the URL itself: it may carry a password.
+    const size_t scheme_end = backend_text.find("://");
+    backend_description_ = "none (" + (scheme_end == std::string::npos ? std::string("unparsable URL")
+                                                                        : backend_text.substr(0, scheme_end) +
+                                                                              ":// is not supported") + ")";
+  }
+
+  Logger("control")->info("result backend for /api/task/result, apply, abort: {}", backend_description_);
+
+  ControlServiceOptions so;
+  so.inspect_timeout_ms = std::max(1, setup.inspect_timeout_ms);
+  so.max_blocking_calls = std::max(1, setup.http_threads - 1);
+  service_ = std::make_unique<ControlService>(*transport_, backend_.get(), cache_, state, so, std::move(now));
+  refresher_ = std::make_unique<InspectRefresher>(
+      [this](const std::string& host) { return service_->RefreshWorkers(host); }, InspectRefresherOptions{});
+}
+
+ControlStack::~ControlStack() { Stop(); }
+
+void ControlStack::Start() { refresher_->Start(); }
+
+void ControlStack::Stop() { refresher_->Stop(); }
+
+}  // namespace stalk

@@ -1,0 +1,504 @@
+// Stalk — Celery monitoring server.
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <chrono>
+
+#include "store/schema.h"
+
+namespace stalk {
+namespace {
+
+// ------------------------------------------------------------------ small wrappers
+
+Error Fail(sqlite3* db, int rc, std::string_view what) {
+  std::string msg(what);
+  msg += ": ";
+  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if ((rc & 0xff) == SQLITE_NOTADB) {
+    msg += " (not a SQLite database; a Flower --persistent shelve file? pass another --db)";
+  }
+  return Error{msg};
+}
+
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s_); }
+  Result<bool> Prepare(sqlite3* db, const std::string& sql) {
+    sqlite3_finalize(s_);
+    s_ = nullptr;
+    const int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s_,
+                                      nullptr);
+    if (rc != SQLITE_OK) {
+      return Fail(db, rc, "prepare");
+    }
+    return true;
+  }
+  sqlite3_stmt* get() const { return s_; }
+  void Bind(const SqlValue* v, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      const int col = static_cast<int>(i + 1);
+      switch (v[i].kind) {
+        case SqlValue::Kind::kNull: sqlite3_bind_null(s_, col); break;
+        case SqlValue::Kind::kInt: sqlite3_bind_int64(s_, col, v[i].i); break;
+        case SqlValue::Kind::kDouble: sqlite3_bind_double(s_, col, v[i].d); break;
+        case SqlValue::Kind::kText:
+          sqlite3_bind_text(s_, col, v[i].s.data(), static_cast<int>(v[i].s.size()), SQLITE_STATIC);
+          break;
+      }
+    }
+  }
+  // Runs a statement that returns no rows; resets it for the next use.
+  int Run() {
+    const int rc = sqlite3_step(s_);
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class Row final : public SqlRow {
+ public:
+  explicit Row(sqlite3_stmt* s) : s_(s) {}
+  bool IsNull(int col) const override { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  int64_t Int(int col) const override { return sqlite3_column_int64(s_, col); }
+  double Double(int col) const override { return sqlite3_column_double(s_, col); }
+  std::string_view Text(int col) const override {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string_view();
+  }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+Result<bool> Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+      return Fail(db, rc, sql.substr(0, 40));
+    }
+    return Error{sql.substr(0, 60) + ": " + msg};
+  }
+  return true;
+}
+
+// Runs `sql` with `args`, calling on_row for each row. Returns SQLITE_DONE or an error.
+template <typename OnRow>
+Result<bool> Query(sqlite3* db, const std::string& sql, std::initializer_list<SqlValue> args, OnRow on_row) {
+  Stmt st;
+  if (auto r = st.Prepare(db, sql); !r) {
+    return r;
+  }
+  st.Bind(args.begin(), args.size());
+  Row row(st.get());
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    on_row(row);
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(db, rc, "query");
+  }
+  return true;
+}
+
+Result<sqlite3*> OpenConnection(const std::string& url) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(url.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                                       SQLITE_OPEN_URI, nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = Fail(db, rc, "cannot open " + url);
+    sqlite3_close_v2(db);
+    return e;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  // Another process (the sqlite3 CLI, a backup) may hold the lock for a moment.
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+Result<int> ReadSchemaVersion(sqlite3* db) {
+  bool has_table = false;
+  auto r = Query(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'", {},
+                 [&](const SqlRow&) { has_table = true; });
+  if (!r) {
+    return Error{r.error()};
+  }
+  if (!has_table) {
+    return 0;
+  }
+  int version = 0;
+  r = Query(db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", {},
+            [&](const SqlRow& row) { version = static_cast<int>(row.Int(0)); });
+  if (!r) {
+    return Error{r.error()};
+  }
+  return version;
+}
+
+// Applies the missing migrations in one IMMEDIATE transaction (another process migrating at the same
+// time waits for the lock, then finds nothing to do). A current database is only read, so a
+// read-only file opens fine.
+Result<bool> Migrate(sqlite3* db) {
+  auto v = ReadSchemaVersion(db);
+  if (!v) {
+    return Error{"reading the schema version: " + v.error()};
+  }
+  if (*v > kSchemaVersion) {
+    return Error{"the database has schema version " + std::to_string(*v) + ", newer than this Stalk's (" +
+                 std::to_string(kSchemaVersion) + "): upgrade Stalk or use another --db"};
+  }
+  if (*v == kSchemaVersion) {
+    return true;
+  }
+  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r) {
+    return r;
+  }
+  auto fail = [&](const std::string& msg) -> Result<bool> {
+    Exec(db, "ROLLBACK");
+    return Error{"migrating the schema: " + msg};
+  };
+  if (auto r = Exec(db, std::string(kCreateSchemaVersion)); !r) {
+    return fail(r.error());
+  }
+  v = ReadSchemaVersion(db);
+  if (!v) {
+    return fail(v.error());
+  }
+  for (int version = *v + 1; version <= kSchemaVersion; ++version) {
+    for (const auto& sql : MigrationStatements(version, SqlDialect::kSqlite)) {
+      if (auto r = Exec(db, sql); !r) {
+        return fail(r.error());
+      }
+    }
+    Stmt ins;
+    if (auto r = ins.Prepare(db, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)"); !r) {
+      return fail(r.error());
+    }
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const SqlValue args[2] = {SqlValue::Int(version), SqlValue::Double(now)};
+    ins.Bind(args, 2);
+    if (const int rc = ins.Run(); rc != SQLITE_DONE) {
+      return fail(sqlite3_errmsg(db));
+    }
+  }
+  if (auto r = Exec(db, "COMMIT"); !r) {
+    return fail(r.error());
+  }
+  return true;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the writer connection
+
+struct SqliteStore::Writer {
+  // Declared first, so closed after the statements below are finalized.
+  struct Connection {
+    sqlite3* db = nullptr;
+    ~Connection() { sqlite3_close_v2(db); }
+  } conn;
+  sqlite3* db = nullptr;  // conn.db
+  Stmt task, transition, worker, event;
+  Stmt retention_select, retention_transitions, retention_task, retention_events, retention_workers;
+  std::array<SqlValue, kTaskColumns> values{};
+  std::string loadavg;
+};
+
+SqliteStore::SqliteStore(StoreConfig config) : config_(std::move(config)) {}
+
+SqliteStore::~SqliteStore() {
+  writer_.reset();
+  sqlite3_close_v2(reader_);
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreConfig& config) {
+  std::unique_ptr<SqliteStore> s(new SqliteStore(config));
+  if (auto r = s->OpenWriter(); !r) {
+    return Error{r.error()};
+  }
+  if (auto r = s->OpenReader(); !r) {
+    return Error{r.error()};
+  }
+  return s;
+}
+
+Result<bool> SqliteStore::OpenWriter() {
+  writer_.reset();
+  auto db = OpenConnection(config_.url);
+  if (!db) {
+    return Error{db.error()};
+  }
+  auto w = std::make_unique<Writer>();
+  w->conn.db = w->db = *db;
+  // WAL: readers see the last commit while the writer writes; a kill -9 never loses a commit.
+  // NORMAL: fsync at checkpoints, not at every commit (see the header). Checkpoint every 32 MiB of WAL
+  // rather than SQLite's 4 MiB: index pages touched by several batches are copied back once (+10-15 %
+  // measured, bench/store_bench.cc); the WAL is truncated back to 64 MiB after a checkpoint. 64 MiB
+  // page cache for the random-key (uuid) upserts.
+  for (const char* pragma :
+       {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA wal_autocheckpoint = 8192",
+        "PRAGMA journal_size_limit = 67108864", "PRAGMA cache_size = -65536", "PRAGMA temp_store = MEMORY"}) {
+    if (auto r = Exec(w->db, pragma); !r && r.error().find("not a SQLite") != std::string::npos) {
+      return Error{r.error()};
+    }
+  }
+  if (auto r = Migrate(w->db); !r) {
+    return Error{config_.url + ": " + r.error()};
+  }
+  const auto d = SqlDialect::kSqlite;
+  for (auto [stmt, sql] : {std::pair{&w->task, TaskUpsertSql(d, 1, config_.shared)},
+                           std::pair{&w->transition, TransitionInsertSql(d, 1)},
+                           std::pair{&w->worker, WorkerUpsertSql(d, 1)},
+                           std::pair{&w->event, EventInsertSql(d, 1)},
+                           std::pair{&w->retention_select,
+                                     std::string("SELECT id FROM tasks WHERE timestamp < ?1 ORDER BY timestamp LIMIT ?2")},
+                           std::pair{&w->retention_transitions, std::string("DELETE FROM task_transitions WHERE task_id = ?1")},
+                           std::pair{&w->retention_task, std::string("DELETE FROM tasks WHERE id = ?1")},
+                           std::pair{&w->retention_events,
+                                     std::string("DELETE FROM events WHERE rowid IN "
+                                                 "(SELECT rowid FROM events WHERE at < ?1 ORDER BY at LIMIT ?2)")},
+                           std::pair{&w->retention_workers, std::string("DELETE FROM workers WHERE last_heartbeat < ?1")}}) {
+    if (auto r = stmt->Prepare(w->db, sql); !r) {
+      return Error{config_.url + ": " + r.error()};
+    }
+  }
+  writer_ = std::move(w);
+  return true;
+}
+
+Result<bool> SqliteStore::OpenReader() {
+  std::lock_guard lock(read_mu_);
+  sqlite3_close_v2(reader_);
+  reader_ = nullptr;
+  auto db = OpenConnection(config_.url);
+  if (!db) {
+    return Error{db.error()};
+  }
+  reader_ = *db;
+  Exec(reader_, "PRAGMA query_only = 1");
+  Exec(reader_, "PRAGMA cache_size = -16384");
+  return true;
+}
+
+Result<bool> SqliteStore::Reconnect() { return OpenWriter(); }
+
+// ------------------------------------------------------------------ writes
+
+Result<bool> SqliteStore::Write(const WriteBatch& batch) {
+  last_permanent_ = false;
+  if (!writer_) {
+    return Error{"not connected"};
+  }
+  if (auto r = Exec(writer_->db, "BEGIN IMMEDIATE"); !r) {
+    return r;
+  }
+  auto r = WriteInTransaction(batch);
+  if (r) {
+    r = Exec(writer_->db, "COMMIT");
+  }
+  if (!r) {
+    if (!sqlite3_get_autocommit(writer_->db)) {
+      Exec(writer_->db, "ROLLBACK");
+    }
+    return r;
+  }
+  return true;
+}
+
+Result<bool> SqliteStore::WriteInTransaction(const WriteBatch& batch) {
+  Writer& w = *writer_;
+  auto run = [&](Stmt& st, size_t n, const char* what) -> Result<bool> {
+    st.Bind(w.values.data(), n);
+    const int rc = st.Run();
+    if (rc != SQLITE_DONE) {
+      const int primary = rc & 0xff;
+      last_permanent_ = primary == SQLITE_CONSTRAINT || primary == SQLITE_TOOBIG || primary == SQLITE_MISMATCH ||
+                        primary == SQLITE_RANGE;
+      return Fail(w.db, rc, what);
+    }
+    return true;
+  };
+  for (const TaskRecord& t : batch.tasks) {
+    TaskValues(t, batch.written_at, w.values.data());
+    if (auto r = run(w.task, kTaskColumns, "writing a task"); !r) return r;
+  }
+  for (const TransitionRecord& t : batch.transitions) {
+    TransitionValues(t, w.values.data());
+    if (auto r = run(w.transition, kTransitionColumns, "writing a transition"); !r) return r;
+  }
+  for (const WorkerRecord& wk : batch.workers) {
+    WorkerValues(wk, batch.written_at, w.loadavg, w.values.data());
+    if (auto r = run(w.worker, kWorkerColumns, "writing a worker"); !r) return r;
+  }
+  for (const EventRecord& e : batch.events) {
+    EventValues(e, w.values.data());
+    if (auto r = run(w.event, kEventColumns, "writing an event"); !r) return r;
+  }
+  return true;
+}
+
+Result<RetentionStep> SqliteStore::DeleteOlderThan(double cutoff, size_t max_rows) {
+  if (!writer_) {
+    return Error{"not connected"};
+  }
+  Writer& w = *writer_;
+  if (auto r = Exec(w.db, "BEGIN IMMEDIATE"); !r) {
+    return Error{r.error()};
+  }
+  RetentionStep step;
+  auto fail = [&](int rc, const char* what) -> Result<RetentionStep> {
+    Error e = Fail(w.db, rc, what);
+    Exec(w.db, "ROLLBACK");
+    return e;
+  };
+  const SqlValue args[2] = {SqlValue::Double(cutoff), SqlValue::Int(static_cast<int64_t>(max_rows))};
+  std::vector<std::string> ids;
+  w.retention_select.Bind(args, 2);
+  int rc;
+  while ((rc = sqlite3_step(w.retention_select.get())) == SQLITE_ROW) {
+    ids.emplace_back(Row(w.retention_select.get()).Text(0));
+  }
+  sqlite3_reset(w.retention_select.get());
+  if (rc != SQLITE_DONE) {
+    return fail(rc, "retention: selecting tasks");
+  }
+  for (const auto& id : ids) {
+    const SqlValue a = SqlValue::Text(id);
+    w.retention_transitions.Bind(&a, 1);
+    if ((rc = w.retention_transitions.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting transitions");
+    w.retention_task.Bind(&a, 1);
+    if ((rc = w.retention_task.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting a task");
+  }
+  step.tasks = ids.size();
+  w.retention_events.Bind(args, 2);
+  if ((rc = w.retention_events.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting events");
+  step.events = static_cast<size_t>(sqlite3_changes(w.db));
+  step.more = step.tasks >= max_rows || step.events >= max_rows;
+  if (!step.more) {
+    w.retention_workers.Bind(args, 1);
+    if ((rc = w.retention_workers.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting workers");
+  }
+  if (auto r = Exec(w.db, "COMMIT"); !r) {
+    Exec(w.db, "ROLLBACK");
+    return Error{r.error()};
+  }
+  return step;
+}
+
+// ------------------------------------------------------------------ reads
+
+#define STALK_READ_LOCK()            \
+  std::lock_guard lock(read_mu_);    \
+  if (!reader_) {                    \
+    return Error{"not connected"};   \
+  }
+
+Result<std::optional<double>> SqliteStore::NthNewestTimestamp(size_t n) {
+  STALK_READ_LOCK();
+  std::optional<double> out;
+  auto r = Query(reader_, "SELECT timestamp FROM tasks ORDER BY timestamp DESC LIMIT 1 OFFSET ?1",
+                 {SqlValue::Int(static_cast<int64_t>(n > 0 ? n - 1 : 0))},
+                 [&](const SqlRow& row) { out = row.Double(0); });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<size_t> SqliteStore::ForEachRecentTask(size_t limit,
+                                               const std::function<void(std::vector<TaskRecord>&)>& fn) {
+  STALK_READ_LOCK();
+  // rowid is the order of first writes, which the writer makes in the order tasks appeared: reading
+  // the table in rowid order is a sequential scan with no index lookups (the 1M-task start-up).
+  int64_t first = 0;
+  if (limit > 0) {
+    auto r = Query(reader_, "SELECT rowid FROM tasks ORDER BY rowid DESC LIMIT 1 OFFSET ?1",
+                   {SqlValue::Int(static_cast<int64_t>(limit - 1))}, [&](const SqlRow& row) { first = row.Int(0); });
+    if (!r) return Error{r.error()};
+  }
+  std::vector<TaskRecord> chunk(kRestoreChunk);
+  size_t used = 0, n = 0;
+  auto r = Query(reader_, "SELECT " + TaskColumnList() + " FROM tasks WHERE rowid >= ?1 ORDER BY rowid",
+                 {SqlValue::Int(first)}, [&](const SqlRow& row) {
+                   ReadTaskRow(row, chunk[used++]);
+                   ++n;
+                   if (used == chunk.size()) {
+                     fn(chunk);
+                     chunk.resize(kRestoreChunk);
+                     used = 0;
+                   }
+                 });
+  if (!r) return Error{r.error()};
+  if (used > 0) {
+    chunk.resize(used);
+    fn(chunk);
+  }
+  return n;
+}
+
+Result<std::vector<WorkerRecord>> SqliteStore::LoadWorkers() {
+  STALK_READ_LOCK();
+  std::vector<WorkerRecord> out;
+  auto r = Query(reader_, "SELECT " + WorkerColumnList() + " FROM workers ORDER BY last_heartbeat", {},
+                 [&](const SqlRow& row) { out.push_back(WorkerFromRow(row)); });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<std::optional<TaskRecord>> SqliteStore::LoadTask(std::string_view id) {
+  STALK_READ_LOCK();
+  std::optional<TaskRecord> out;
+  auto r = Query(reader_, "SELECT " + TaskColumnList() + " FROM tasks WHERE id = ?1", {SqlValue::Text(id)},
+                 [&](const SqlRow& row) { out = TaskFromRow(row); });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<std::vector<std::string>> SqliteStore::LoadChildren(std::string_view id) {
+  STALK_READ_LOCK();
+  std::vector<std::string> out;
+  auto r = Query(reader_, "SELECT id FROM tasks WHERE parent_id = ?1 ORDER BY timestamp", {SqlValue::Text(id)},
+                 [&](const SqlRow& row) { out.emplace_back(row.Text(0)); });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<std::vector<TransitionRecord>> SqliteStore::LoadTransitions(std::string_view id) {
+  STALK_READ_LOCK();
+  std::vector<TransitionRecord> out;
+  auto r = Query(reader_, "SELECT task_id, at, state FROM task_transitions WHERE task_id = ?1 ORDER BY at",
+                 {SqlValue::Text(id)}, [&](const SqlRow& row) {
+                   out.push_back({std::string(row.Text(0)), std::string(row.Text(2)), row.Double(1)});
+                 });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<size_t> SqliteStore::CountTasks() {
+  STALK_READ_LOCK();
+  size_t n = 0;
+  auto r = Query(reader_, "SELECT COUNT(*) FROM tasks", {},
+                 [&](const SqlRow& row) { n = static_cast<size_t>(row.Int(0)); });
+  if (!r) return Error{r.error()};
+  return n;
+}
+
+Result<int> SqliteStore::SchemaVersion() {
+  STALK_READ_LOCK();
+  return ReadSchemaVersion(reader_);
+}
+
+#undef STALK_READ_LOCK
+
+}  // namespace stalk

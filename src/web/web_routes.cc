@@ -1,0 +1,119 @@
+// Stalk — Celery monitoring server.
+#include "web/web_routes.h"
+
+#include <map>
+#include <memory>
+
+#include "web/assets.h"
+
+namespace stalk {
+
+const char* const kDashboardCsp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+namespace {
+
+void AddSecurityHeaders(HttpResponse& r) {
+  r.headers["Content-Security-Policy"] = kDashboardCsp;
+  r.headers["X-Frame-Options"] = "DENY";
+  r.headers["Referrer-Policy"] = "no-referrer";
+}
+
+std::string NormalizedBase(std::string prefix) {
+  while (!prefix.empty() && prefix.front() == '/') {
+    prefix.erase(0, 1);
+  }
+  while (!prefix.empty() && prefix.back() == '/') {
+    prefix.pop_back();
+  }
+  return prefix.empty() ? "/" : "/" + prefix + "/";
+}
+
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// A page shell with its placeholders filled: {{base}}, {{v}} (asset version), {{columns}}.
+std::string RenderPage(std::string_view asset_name, const WebOptions& options) {
+  const WebAsset* asset = FindWebAsset(asset_name);
+  if (!asset) {
+    return "missing page " + std::string(asset_name);
+  }
+  std::string html(asset->body);
+  html = ReplaceAll(std::move(html), "{{base}}", HtmlEscape(NormalizedBase(options.url_prefix)));
+  html = ReplaceAll(std::move(html), "{{v}}", HtmlEscape(WebAssetsVersion()));
+  html = ReplaceAll(std::move(html), "{{columns}}", HtmlEscape(options.tasks_columns));
+  return html;
+}
+
+Router::Handler PageHandler(std::string_view asset_name, const WebOptions& options) {
+  auto html = std::make_shared<const std::string>(RenderPage(asset_name, options));
+  return [html](const HttpRequest&, const std::string&) {
+    HttpResponse r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = *html;
+    AddSecurityHeaders(r);
+    return r;
+  };
+}
+
+HttpResponse StaticFile(const HttpRequest& req, const std::string& name) {
+  const WebAsset* asset = FindWebAsset("static/" + name);
+  if (!asset) {
+    return HttpResponse::Error(404, "not found");
+  }
+  HttpResponse r;
+  AddSecurityHeaders(r);
+  r.headers["ETag"] = std::string(asset->etag);
+  // Pages ask for `?v=<version>`: that URL names these exact bytes, so it may be cached for good.
+  // Any other URL is revalidated with the ETag each time.
+  r.headers["Cache-Control"] = req.ArgOr("v", "") == WebAssetsVersion() ? "public, max-age=31536000, immutable"
+                                                                         : "no-cache";
+  r.content_type = std::string(asset->content_type);
+  const std::string inm = req.Header("if-none-match");
+  if (!inm.empty() && (inm == asset->etag || inm == "*" || inm.find(asset->etag) != std::string::npos)) {
+    r.status = 304;
+    return r;
+  }
+  r.body = std::string(asset->body);
+  return r;
+}
+
+}  // namespace
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+void RegisterWebRoutes(Router& r, LiveFeed& feed, const WebOptions& options) {
+  r.Get("/", PageHandler("pages/overview.html", options));
+  r.Get("/workers", PageHandler("pages/workers.html", options));
+  r.GetPrefix("/worker/", PageHandler("pages/worker.html", options));
+  r.Get("/tasks", PageHandler("pages/tasks.html", options));
+  r.GetPrefix("/task/", PageHandler("pages/task.html", options));
+  r.GetPrefix("/static/", StaticFile);
+  r.Get("/api/stalk/summary", [&feed](const HttpRequest&, const std::string&) {
+    return HttpResponse::Json(feed.SummaryJson());
+  });
+  r.Get("/api/events/stream", [&feed](const HttpRequest&, const std::string&) {
+    return HttpResponse::EventStream(feed.hub());
+  });
+}
+
+}  // namespace stalk

@@ -1,0 +1,173 @@
+"""The dashboard in a real browser: Debian's headless chromium driven by playwright-core
+(tests/integration/web/dashboard.mjs), against stalk fed by a real Celery worker on a real
+redis-server. Two stalks read the same broker: one at the root, one under --url_prefix flower.
+
+Checked in the browser: every page loads with no console error and no CSP violation; the tasks
+table pages, filters and sorts on the server; a task sent after the page loaded appears without a
+reload (server-sent events) and the scroll position stays; a task whose args hold <script> and
+<img onerror> shows them as text (no dialog, no element); a failed task's page shows its traceback;
+links work under the prefix. Checked over HTTP: security headers, static caching, the summary and
+the event stream. Screenshots go to $STALK_SCREENSHOTS (default /tmp/stalk-dashboard-screenshots).
+
+Needs node, npm and /usr/bin/chromium (scripts/bootstrap.sh installs them); playwright-core is
+installed into tests/integration/web/node_modules (not in git) on first run.
+"""
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness import Stalk, wait_until
+
+WEB = Path(__file__).resolve().parent / "web"
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("STALK_SCREENSHOTS", "/tmp/stalk-dashboard-screenshots"))
+XSS = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
+FAIL_MESSAGE = "boom from the dashboard test"
+N_ADD, N_FAIL, N_ECHO = 30, 3, 2
+
+
+@pytest.fixture(scope="module")
+def node_tools():
+    node, npm = shutil.which("node"), shutil.which("npm")
+    missing = [name for name, ok in (("node", node), ("npm", npm), (CHROMIUM, os.access(CHROMIUM, os.X_OK)))
+               if not ok]
+    if missing:
+        pytest.skip(f"browser test needs {', '.join(missing)} (scripts/bootstrap.sh installs them)")
+    if not (WEB / "node_modules" / "playwright-core" / "package.json").is_file():
+        r = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=WEB, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, f"npm install failed:\n{r.stdout}\n{r.stderr}"
+    return node
+
+
+@pytest.fixture(scope="module")
+def prefixed(stalk_bin, redis_server, module_tmp):
+    s = Stalk(stalk_bin, redis_server.url, module_tmp / "stalk-prefix", extra_args=["--url_prefix", "flower"])
+    s.start()
+    try:
+        s.wait_ready(redis_server)
+        yield s
+        s.check_alive()
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def seeded(stalk, prefixed, worker, celery_app):
+    """Tasks sent once both stalks are subscribed: successes, failures, and one with hostile args."""
+    app = celery_app
+    ids = {"add": [app.tasks["app.add"].delay(i, i).id for i in range(N_ADD)],
+           "fail": [app.tasks["app.fail"].delay(FAIL_MESSAGE).id for _ in range(N_FAIL)],
+           "echo": [app.tasks["app.echo"].delay("hello").id for _ in range(N_ECHO - 1)]}
+    ids["xss"] = app.tasks["app.echo"].delay(XSS).id
+    total = N_ADD + N_FAIL + N_ECHO
+    for s in (stalk, prefixed):
+        prefix = "/flower" if s is prefixed else ""
+
+        def finished(s=s, prefix=prefix):
+            return s.get_json(f"{prefix}/api/tasks?limit=0")
+
+        wait_until(finished, lambda tasks: sum(t["state"] in ("SUCCESS", "FAILURE") for t in tasks.values()) == total,
+                   30, f"{total} seeded tasks finished in stalk{prefix}")
+    return {"ids": ids, "total": total}
+
+
+def run_browser(node, config, celery_app, timeout=90):
+    """Runs dashboard.mjs with `config`; answers its NEED requests; returns (returncode, output)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cfg = SHOTS / f"config-{config['mode']}.json"
+    cfg.write_text(json.dumps(dict(config, shots_dir=str(SHOTS))))
+    proc = subprocess.Popen([node, str(WEB / "dashboard.mjs"), str(cfg)], cwd=WEB, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("NEED send_task"):
+                task_id = celery_app.tasks["app.add"].delay(1000, 1).id
+                proc.stdin.write(json.dumps({"id": task_id}) + "\n")
+                proc.stdin.flush()
+        proc.wait(10)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode, "\n".join(lines)
+
+
+def test_dashboard_headers_assets_summary_and_stream(stalk, seeded):
+    page = stalk.request("/tasks")
+    assert page.status == 200, page
+    headers = {k.lower(): v for k, v in page.headers.items()}
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp, csp
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert '<base href="/">' in page.text
+
+    css = stalk.request("/static/app.css")
+    assert css.status == 200 and css.headers["Content-Type"] == "text/css; charset=utf-8", css
+    etag = css.headers["ETag"]
+    req = urllib.request.Request(stalk.url("/static/app.css"), headers={"If-None-Match": etag})
+    with pytest.raises(urllib.error.HTTPError) as not_modified:
+        urllib.request.urlopen(req, timeout=5)
+    assert not_modified.value.code == 304
+
+    summary = stalk.get_json("/api/stalk/summary")
+    assert summary["tasks"]["by_state"]["FAILURE"] >= N_FAIL, summary
+    assert summary["by_worker"]["w1@stalktest"]["SUCCESS"] >= N_ADD + N_ECHO, summary
+    assert summary["workers"]["online"] == 1, summary
+
+    # The event stream: server-sent events once a second. The first is the latest one broadcast
+    # (up to a second old), so read a few until the counts include the finished seeded tasks.
+    with urllib.request.urlopen(stalk.url("/api/events/stream"), timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        messages = []
+        for _ in range(5):
+            line = resp.readline().decode()
+            assert line.startswith("data: "), line
+            assert resp.readline() == b"\n"
+            messages.append(json.loads(line[len("data: "):]))
+            counts = messages[-1]["tasks"]
+            if counts["total"] >= seeded["total"] and counts["by_state"]["FAILURE"] >= N_FAIL:
+                break
+    message = messages[-1]
+    assert message["tasks"]["total"] >= seeded["total"], messages
+    assert message["tasks"]["by_state"]["FAILURE"] >= N_FAIL, message
+    assert message["workers"]["online"] == 1, message
+    assert len(messages) >= 1 and all(m["time"] > 0 for m in messages)
+
+
+def test_dashboard_in_browser(node_tools, stalk, seeded, celery_app):
+    ids = seeded["ids"]
+    rc, out = run_browser(node_tools, {
+        "base": stalk.url("/"), "mode": "full", "seeded": seeded["total"], "failed": N_FAIL,
+        "ids": {"fail": ids["fail"][0], "xss": ids["xss"]},
+    }, celery_app)
+    assert rc == 0 and out.endswith("OK"), out
+    for name in ("overview", "workers", "worker", "tasks-failed", "tasks-xss", "task-failed", "tasks-live", "task"):
+        assert (SHOTS / f"full-{name}.png").stat().st_size > 0, name
+    assert stalk.get_json("/api/stalk/summary")["streams"]["dropped_slow"] == 0
+
+
+def test_dashboard_under_url_prefix(node_tools, prefixed, seeded, celery_app):
+    assert prefixed.request("/tasks").status == 404
+    page = prefixed.request("/flower/tasks")
+    assert page.status == 200 and '<base href="/flower/">' in page.text, page
+    rc, out = run_browser(node_tools, {
+        "base": prefixed.url("/flower/"), "mode": "prefix", "seeded": seeded["total"], "failed": N_FAIL,
+        "ids": {},
+    }, celery_app)
+    assert rc == 0 and out.endswith("OK"), out

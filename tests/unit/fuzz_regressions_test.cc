@@ -1,0 +1,38 @@
+// Stalk — Celery monitoring server.
+// Regression tests for the bugs the fuzzers found (fuzz/README.md, scripts/fuzz.sh): each test names
+// the fuzzer and the input it found, and states the behaviour that is now required. The raw inputs
+// are also kept in fuzz/corpus/<target>/regression-* and replayed by fuzz_corpus_test.
+#include <gtest/gtest.h>
+
+#include "transport/broker_url.h"
+
+namespace stalk {
+namespace {
+
+// fuzz_broker_url: "redis://[::1]:618610" parsed with port 618610 — the IPv6 form skipped the
+// 1..65535 check of the host:port form — and "[::1]garbage" ignored the garbage.
+TEST(FuzzRegression, Ipv6BrokerUrlPortIsChecked) {
+  EXPECT_FALSE(ParseBrokerUrl("redis://[::1]:618610").ok());
+  EXPECT_FALSE(ParseBrokerUrl("redis://[::1]:0/0").ok());
+  EXPECT_FALSE(ParseBrokerUrl("redis://[::1]:-5/0").ok());
+  EXPECT_FALSE(ParseBrokerUrl("redis://[::1]garbage/0").ok());
+  auto u = ParseBrokerUrl("redis://[::1]:65535/1");
+  ASSERT_TRUE(u.ok()) << u.error();
+  EXPECT_EQ(u->port, 65535);
+  EXPECT_EQ(u->host, "::1");
+  u = ParseBrokerUrl("redis://[::1]/2");
+  ASSERT_TRUE(u.ok()) << u.error();
+  EXPECT_EQ(u->port, 6379);
+}
+
+// fuzz_broker_url: "unix:///tmp/redis.sock?db=-1" parsed with db -1 (the TCP form rejects it).
+TEST(FuzzRegression, UnixSocketDbMustNotBeNegative) {
+  EXPECT_FALSE(ParseBrokerUrl("unix:///tmp/redis.sock?db=-1").ok());
+  EXPECT_FALSE(ParseBrokerUrl("redis+socket:///tmp/redis.sock?virtual_host=-3").ok());
+  auto u = ParseBrokerUrl("unix:///tmp/redis.sock?db=2");
+  ASSERT_TRUE(u.ok()) << u.error();
+  EXPECT_EQ(u->db, 2);
+}
+
+}  // namespace
+}  // namespace stalk
