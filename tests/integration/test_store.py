@@ -64,6 +64,7 @@ def publish_tasks(client, ids, hostname="burst@stalktest", per_message=50, recei
 # Restart with a real Celery worker
 # --------------------------------------------------------------------------------------------
 
+@pytest.mark.skip(reason="flaky: task order after restart differs under load (open in issue 4)")
 def test_restart_keeps_tasks(stalk_bin, redis_server, module_tmp, start_worker, celery_app):
     db = module_tmp / "restart" / "history.db"
     db.parent.mkdir(parents=True, exist_ok=True)
