@@ -33,6 +33,9 @@ int FuzzBrokerUrl(const uint8_t* data, size_t size);
 // received_start, received_end, started_start, started_end, search (times through ParseQueryTime).
 // RunTaskQuery over a small live state; paging, order and task identity are checked, results rendered.
 int FuzzTaskQuery(const uint8_t* data, size_t size);
+// Raw RESP bytes as Redis sends them to a subscriber: ParsePMessage (ReadPubSub's fast path) must
+// agree with hiredis on every pmessage it recognizes.
+int FuzzResp(const uint8_t* data, size_t size);
 
 struct FuzzTarget {
   std::string_view name;  // the fuzzer binary's name and its corpus folder, fuzz/corpus/<name>/

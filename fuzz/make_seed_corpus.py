@@ -159,6 +159,29 @@ def main():
     for name, text in queries.items():
         write("fuzz_task_query", name, text)
 
+    # Raw RESP as Redis pushes it to a subscriber (PSUBSCRIBE /0.celeryev/*).
+    def bulk(b):
+        b = b.encode() if isinstance(b, str) else b
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+
+    def pmessage(channel, payload):
+        return b"*4\r\n" + bulk("pmessage") + bulk("/0.celeryev/*") + bulk(channel) + bulk(payload)
+
+    heartbeat = (DATA / "redis_worker_heartbeat.json").read_text().rstrip("\n")
+    multi = (DATA / "redis_task_multi.json").read_text().rstrip("\n")
+    resp = {
+        "pmessage_heartbeat": pmessage("/0.celeryev/worker.heartbeat", heartbeat),
+        "pmessage_task_multi_then_more": pmessage("/0.celeryev/task.multi", multi) + pmessage("/0.celeryev/task.sent", "{}"),
+        "pmessage_empty_payload": pmessage("/0.celeryev/task.sent", ""),
+        "pmessage_partial": pmessage("/0.celeryev/task.multi", multi)[:300],
+        "psubscribe_confirmations": b"*3\r\n" + bulk("psubscribe") + bulk("/0.celeryev/*") + b":1\r\n"
+                                    + b"*3\r\n" + bulk("psubscribe") + bulk("/0.celeryev") + b":2\r\n",
+        "pong_then_pmessage": b"*2\r\n" + bulk("pong") + bulk("") + pmessage("/0.celeryev/worker.online", "x"),
+        "error_reply": b"-ERR unknown command\r\n",
+    }
+    for name, data in resp.items():
+        write("fuzz_resp", name, data)
+
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-ALL=(fuzz_envelope fuzz_body fuzz_http fuzz_broker_url fuzz_task_query)
+ALL=(fuzz_envelope fuzz_body fuzz_http fuzz_broker_url fuzz_task_query fuzz_resp)
 if (($#)); then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 
@@ -29,6 +29,7 @@ dict_for() {
     fuzz_envelope | fuzz_body) echo fuzz/dict/events.dict ;;
     fuzz_http | fuzz_task_query) echo fuzz/dict/http.dict ;;
     fuzz_broker_url) echo fuzz/dict/broker_url.dict ;;
+    fuzz_resp) echo fuzz/dict/resp.dict ;;
   esac
 }
 max_len_for() {

@@ -1,6 +1,11 @@
 // Stalk — Celery monitoring server.
 #include "ingest/ingest_pipeline.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 
 namespace stalk {
@@ -72,6 +77,15 @@ size_t IngestPipeline::ApplyBatch(const std::vector<RawMessage>& batch) {
 }
 
 void IngestPipeline::Run() {
+  if (options_.writer_nice > 0) {
+    // Lowering a thread's priority needs no privilege; if it fails anyway, the writer runs as is.
+    const auto tid = static_cast<id_t>(gettid());
+    errno = 0;
+    const int current = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) {
+      setpriority(PRIO_PROCESS, tid, std::min(19, current + options_.writer_nice));
+    }
+  }
   std::vector<RawMessage> batch;
   batch.reserve(options_.batch_max);
   double next_tick = 0;

@@ -28,6 +28,13 @@ struct PipelineOptions {
   // several microseconds each in a VM). Adds at most this much latency; a writer that falls behind
   // takes full batches and never waits.
   int gather_us = 1000;
+  // The writer thread runs this much nicer than the rest of Stalk (Linux per-thread nice; 0 = same).
+  // When CPU is short, the broker reader must win: a reader that falls behind gets cut off by Redis
+  // (client-output-buffer-limit) and everything in flight is lost, while a writer that falls behind
+  // only fills the IngestQueue, which exists to absorb that. The reader needs ~1/3 of the writer's
+  // CPU, so this costs the writer little. Scheduling groups (autogroup, cgroups) give Stalk its share
+  // as a whole; this only orders the threads within it.
+  int writer_nice = 5;
 };
 
 class IngestPipeline {

@@ -100,6 +100,27 @@ class Reader {
     return v;
   }
   std::string Str() { return Opt().value_or(std::string()); }
+  // A string field without copying it (null reads as empty).
+  std::string_view View() {
+    const auto n = Get<uint32_t>();
+    if (n == kNullLen || !ok_) {
+      return {};
+    }
+    if (pos_ + n > s_.size()) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view v = s_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  void Skip(size_t bytes) {
+    if (pos_ + bytes > s_.size()) {
+      ok_ = false;
+    } else {
+      pos_ += bytes;
+    }
+  }
   bool ok() const { return ok_; }
 
  private:
@@ -239,48 +260,73 @@ void EncodeEventRow(const Event& ev, double received_at, std::string& out) {
 
 // ------------------------------------------------------------------ decoding
 
-size_t BatchBuilder::Add(std::string_view bytes) {
+namespace {
+
+// The whole record of a task row's payload (after the 5-byte header).
+TaskRecord DecodeTask(std::string_view payload) {
+  Reader r(payload);
+  TaskRecord t;
+  t.id = r.Str();
+  t.state = r.Str();
+  for (auto* f : {&t.name, &t.worker, &t.client, &t.queue, &t.exchange, &t.routing_key}) {
+    *f = r.Opt();
+  }
+  for (double* f : {&t.sent, &t.received, &t.started, &t.succeeded, &t.failed, &t.retried, &t.revoked, &t.rejected,
+                    &t.timestamp, &t.lost_at, &t.runtime}) {
+    *f = r.Get<double>();
+  }
+  t.retries = r.Get<int32_t>();
+  t.clock = r.Get<int64_t>();
+  const auto flags = r.Get<uint8_t>();
+  t.lost = flags & kLost;
+  t.requeue = flags & kRequeue;
+  t.truncated = flags & kTruncated;
+  t.has_state_event = flags & kHasStateEvent;
+  for (auto* f : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta, &t.expires, &t.root_id,
+                  &t.parent_id}) {
+    *f = r.Opt();
+  }
+  return t;
+}
+
+}  // namespace
+
+size_t BatchBuilder::Add(std::string bytes) {
+  held_.push_back(std::move(bytes));  // a deque: the views below stay valid until Take
+  std::string_view rest = held_.back();
   size_t n = 0;
-  while (bytes.size() >= 5) {
+  while (rest.size() >= 5) {
     uint32_t len;
-    std::memcpy(&len, bytes.data(), sizeof len);
-    if (len < 5 || len > bytes.size()) {
+    std::memcpy(&len, rest.data(), sizeof len);
+    if (len < 5 || len > rest.size()) {
       break;
     }
-    Reader r(bytes.substr(5, len - 5));
-    const auto kind = static_cast<RowKind>(static_cast<uint8_t>(bytes[4]));
-    bytes.remove_prefix(len);
+    const std::string_view payload = rest.substr(5, len - 5);
+    const auto kind = static_cast<RowKind>(static_cast<uint8_t>(rest[4]));
+    rest.remove_prefix(len);
+    Reader r(payload);
     if (kind == RowKind::kTask) {
-      TaskRecord t;
-      t.id = r.Str();
-      t.state = r.Str();
-      for (auto* f : {&t.name, &t.worker, &t.client, &t.queue, &t.exchange, &t.routing_key}) {
-        *f = r.Opt();
+      // Only what coalescing needs: the id, and the state change for the timeline. The record itself
+      // is decoded in Take, once, from the task's last row.
+      const std::string_view id = r.View();
+      const std::string_view state = r.View();
+      for (int i = 0; i < 6; ++i) {
+        const auto len_or_null = r.Get<uint32_t>();
+        r.Skip(len_or_null == kNullLen ? 0 : len_or_null);
       }
-      for (double* f : {&t.sent, &t.received, &t.started, &t.succeeded, &t.failed, &t.retried, &t.revoked, &t.rejected,
-                        &t.timestamp, &t.lost_at, &t.runtime}) {
-        *f = r.Get<double>();
-      }
-      t.retries = r.Get<int32_t>();
-      t.clock = r.Get<int64_t>();
+      r.Skip(8 * sizeof(double));
+      const double timestamp = r.Get<double>();
+      r.Skip(2 * sizeof(double) + sizeof(int32_t) + sizeof(int64_t));
       const auto flags = r.Get<uint8_t>();
-      t.lost = flags & kLost;
-      t.requeue = flags & kRequeue;
-      t.truncated = flags & kTruncated;
-      t.has_state_event = flags & kHasStateEvent;
-      for (auto* f : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta, &t.expires, &t.root_id,
-                      &t.parent_id}) {
-        *f = r.Opt();
-      }
       if (!r.ok()) break;
       if (flags & kTransition) {
-        batch_.transitions.push_back({t.id, t.state, t.timestamp});
+        batch_.transitions.push_back({std::string(id), std::string(state), timestamp});
       }
-      auto [it, inserted] = task_index_.try_emplace(t.id, batch_.tasks.size());
+      auto [it, inserted] = task_index_.try_emplace(id, task_rows_.size());
       if (inserted) {
-        batch_.tasks.push_back(std::move(t));
+        task_rows_.push_back(payload);
       } else {
-        batch_.tasks[it->second] = std::move(t);
+        task_rows_[it->second] = payload;
       }
     } else if (kind == RowKind::kWorker) {
       WorkerRecord w;
@@ -330,9 +376,18 @@ size_t BatchBuilder::Add(std::string_view bytes) {
 WriteBatch BatchBuilder::Take(double written_at) {
   WriteBatch out = std::move(batch_);
   batch_ = WriteBatch{};
+  out.tasks.reserve(task_rows_.size());
+  for (std::string_view payload : task_rows_) {
+    out.tasks.push_back(DecodeTask(payload));
+  }
+  task_rows_.clear();
   task_index_.clear();
   worker_index_.clear();
   rows_added_ = 0;
+  while (!held_.empty()) {
+    spent_.push_back(std::move(held_.front()));
+    held_.pop_front();
+  }
   std::stable_sort(out.transitions.begin(), out.transitions.end(),
                    [](const TransitionRecord& a, const TransitionRecord& b) { return a.task_id < b.task_id; });
   std::sort(out.workers.begin(), out.workers.end(),

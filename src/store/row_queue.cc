@@ -50,15 +50,15 @@ size_t RowQueue::Pop(std::vector<Chunk>& out, size_t max_rows, std::chrono::mill
   return taken;
 }
 
-void RowQueue::Recycle(std::vector<Chunk>& chunks) {
+void RowQueue::Recycle(std::vector<std::string>& buffers) {
   std::lock_guard lock(mu_);
-  for (Chunk& c : chunks) {
-    if (pool_.size() < kPoolChunks && c.bytes.capacity() <= 2 * kChunkBytes) {
-      c.bytes.clear();
-      pool_.push_back(std::move(c.bytes));
+  for (std::string& b : buffers) {
+    if (pool_.size() < kPoolChunks && b.capacity() >= kChunkBytes && b.capacity() <= 2 * kChunkBytes) {
+      b.clear();
+      pool_.push_back(std::move(b));
     }
   }
-  chunks.clear();
+  buffers.clear();
 }
 
 void RowQueue::Close() {

@@ -35,7 +35,7 @@ class RowQueue {
   size_t Pop(std::vector<Chunk>& out, size_t max_rows, std::chrono::milliseconds wait);
   // Gives popped chunks back once decoded: their buffers are reused by Push (up to kPoolChunks), so
   // steady-state pushes touch warm memory instead of faulting in fresh pages.
-  void Recycle(std::vector<Chunk>& chunks);
+  void Recycle(std::vector<std::string>& buffers);
   // No more pushes; wakes the consumer. Queued rows can still be popped.
   void Close();
 

@@ -262,12 +262,13 @@ void StoreWriter::Run() {
       const size_t rows = queue_.Pop(chunks, options_.batch_rows, stop_ ? std::chrono::milliseconds(0) : flush_wait);
       if (rows > 0) {
         size_t bytes = 0;
-        for (const auto& c : chunks) {
-          builder.Add(c.bytes);
+        for (auto& c : chunks) {
           bytes += c.bytes.size();
+          builder.Add(std::move(c.bytes));
         }
-        queue_.Recycle(chunks);
+        chunks.clear();
         pending = builder.Take(StoreNow());
+        queue_.Recycle(builder.spent());
         pending_rows = rows;
         queue_.SetReserved(bytes);
       } else if (stop_) {

@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "transport/resp_pmessage.h"
+
 namespace stalk {
 namespace {
 
@@ -25,61 +27,6 @@ constexpr size_t kReadChunk = 128 * 1024;
 // once that message is consumed (Redis accepts bulk strings of up to 512 MB).
 constexpr size_t kInitialBuffer = 2 * kReadChunk;
 constexpr size_t kShrinkAbove = 8 << 20;
-
-// One pmessage parsed from the receive buffer (RESP: *4 $8 pmessage $N pattern $N channel $N payload).
-struct PMessage {
-  std::string_view channel, payload;
-  size_t size = 0;  // bytes of the whole reply
-};
-enum class Parse { kComplete, kIncomplete, kOther };
-
-// kOther when the bytes are anything but a well-formed pmessage (hiredis then parses them, and
-// reports a protocol error if there is one).
-Parse ParsePMessage(const char* p, size_t n, PMessage& m) {
-  static constexpr std::string_view kHead = "*4\r\n$8\r\npmessage\r\n";
-  if (n < kHead.size()) {
-    return std::memcmp(p, kHead.data(), n) == 0 ? Parse::kIncomplete : Parse::kOther;
-  }
-  if (std::memcmp(p, kHead.data(), kHead.size()) != 0) {
-    return Parse::kOther;
-  }
-  size_t at = kHead.size();
-  std::string_view parts[3];
-  for (auto& part : parts) {
-    if (at >= n) {
-      return Parse::kIncomplete;
-    }
-    if (p[at] != '$') {
-      return Parse::kOther;
-    }
-    size_t q = at + 1, len = 0, digits = 0;
-    for (; q < n && p[q] >= '0' && p[q] <= '9'; ++q) {
-      if (++digits > 10) {
-        return Parse::kOther;
-      }
-      len = len * 10 + static_cast<size_t>(p[q] - '0');
-    }
-    if (q + 1 >= n) {
-      return Parse::kIncomplete;
-    }
-    if (digits == 0 || p[q] != '\r' || p[q + 1] != '\n') {
-      return Parse::kOther;
-    }
-    const size_t data = q + 2;
-    if (n - data < len + 2) {
-      return Parse::kIncomplete;
-    }
-    if (p[data + len] != '\r' || p[data + len + 1] != '\n') {
-      return Parse::kOther;
-    }
-    part = std::string_view(p + data, len);
-    at = data + len + 2;
-  }
-  m.channel = parts[1];
-  m.payload = parts[2];
-  m.size = at;
-  return Parse::kComplete;
-}
 
 bool IsPMessage(const redisReply& r) {
   return r.type == REDIS_REPLY_ARRAY && r.elements == 4 && r.element[0]->type == REDIS_REPLY_STRING &&
@@ -401,10 +348,10 @@ Result<RedisConnection::PubSubBatch> RedisConnection::ReadPubSub(int timeout_ms,
     }
     bool other = false;
     while (in_end_ > in_begin_) {
-      PMessage m;
-      const Parse st = ParsePMessage(in_.get() + in_begin_, in_end_ - in_begin_, m);
-      if (st != Parse::kComplete) {
-        other = st == Parse::kOther;
+      PMessageView m;
+      const PMessageParse st = ParsePMessage(in_.get() + in_begin_, in_end_ - in_begin_, m);
+      if (st != PMessageParse::kComplete) {
+        other = st == PMessageParse::kOther;
         break;
       }
       on_pmessage(m.channel, m.payload);

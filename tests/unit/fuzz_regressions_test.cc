@@ -4,7 +4,10 @@
 // are also kept in fuzz/corpus/<target>/regression-* and replayed by fuzz_corpus_test.
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "transport/broker_url.h"
+#include "transport/resp_pmessage.h"
 
 namespace stalk {
 namespace {
@@ -32,6 +35,23 @@ TEST(FuzzRegression, UnixSocketDbMustNotBeNegative) {
   auto u = ParseBrokerUrl("unix:///tmp/redis.sock?db=2");
   ASSERT_TRUE(u.ok()) << u.error();
   EXPECT_EQ(u->db, 2);
+}
+
+// fuzz_resp: "*4 $8 pmessage $06 ..." — ParsePMessage read the length "06" as 6 and waited for more
+// bytes, while hiredis rejects a length with a leading zero: the fast path must hand such bytes to
+// hiredis (kOther), never treat them as a pmessage.
+TEST(FuzzRegression, RespLengthWithLeadingZeroIsNotAPMessage) {
+  PMessageView m;
+  const std::string found = "*4\r\n$8\r\npmessage\r\n$06\r\n/ZWd:L";
+  EXPECT_EQ(ParsePMessage(found.data(), found.size(), m), PMessageParse::kOther);
+  const std::string complete = "*4\r\n$8\r\npmessage\r\n$01\r\n*\r\n$1\r\nc\r\n$1\r\np\r\n";
+  EXPECT_EQ(ParsePMessage(complete.data(), complete.size(), m), PMessageParse::kOther);
+  const std::string plain = "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\nc\r\n$0\r\n\r\n";
+  ASSERT_EQ(ParsePMessage(plain.data(), plain.size(), m), PMessageParse::kComplete);
+  EXPECT_EQ(m.channel, "c");
+  EXPECT_EQ(m.payload, "");
+  EXPECT_EQ(m.size, plain.size());
+  EXPECT_EQ(ParsePMessage(plain.data(), plain.size() - 1, m), PMessageParse::kIncomplete);
 }
 
 }  // namespace
