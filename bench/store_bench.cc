@@ -109,6 +109,8 @@ class NullStore final : public Store {
     return std::vector<TransitionRecord>{};
   }
   Result<size_t> CountTasks() override { return size_t{0}; }
+  Result<bool> AppendAudit(const std::vector<AuditEntry>& /*entries*/) override { return true; }
+  Result<std::vector<AuditEntry>> LoadAudit(size_t /*limit*/) override { return std::vector<AuditEntry>{}; }
   Result<int> SchemaVersion() override { return 1; }
 };
 

@@ -8,7 +8,9 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config
   libhiredis-dev libsimdjson-dev libboost-dev libcli11-dev libspdlog-dev libfmt-dev libabsl-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev libcrypt-dev  # auth: SHA-256/CSPRNG/CRYPTO_memcmp, bcrypt via libxcrypt crypt_r
+  libssl-dev libcrypt-dev  # auth: SHA-256/CSPRNG/CRYPTO_memcmp, bcrypt via libxcrypt crypt_r; http: TLS
+  libcurl4-openssl-dev      # auth: OIDC discovery, JWKS and token requests
+  openssl python3-cryptography  # tests: self-signed certificates, the local OIDC provider signs id_tokens
   libsqlite3-dev libpq-dev  # store: durable history (SQLite default, PostgreSQL shared)
   sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
   # real peers for tests and the demo

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "common/audit_log.h"
 #include "common/base64.h"
 #include "common/log.h"
 
@@ -53,9 +54,7 @@ std::string StripDefaultPort(std::string authority, std::string_view url) {
 
 }  // namespace
 
-bool IsStateChanging(std::string_view method) {
-  return method != "GET" && method != "HEAD" && method != "OPTIONS";
-}
+bool IsStateChanging(std::string_view method) { return method != "GET" && method != "HEAD" && method != "OPTIONS"; }
 
 OriginCheck CheckOrigin(const HttpRequest& req, bool xheaders) {
   std::string host = xheaders ? req.Header("x-forwarded-host") : std::string();
@@ -111,17 +110,20 @@ std::optional<HttpResponse> AuthGuard::LockedOut(const std::string& key) {
   if (left <= 0) {
     return std::nullopt;
   }
+  counters_.locked_out.fetch_add(1, std::memory_order_relaxed);
   HttpResponse r = HttpResponse::Error(429, "too many failed logins; try again later");
   r.headers["Retry-After"] = std::to_string(static_cast<long long>(std::ceil(left)));
   return r;
 }
 
 void AuthGuard::Audit(const HttpRequest& req, std::string_view who, std::string_view role) const {
+  SetAuditActor(AuditActor{std::string(who), std::string(role), ClientAddress(req, opt_.xheaders)});
   Logger("audit")->info("user={} role={} method={} path={} remote={}", who, role, req.method, req.path,
                         ClientAddress(req, opt_.xheaders));
 }
 
 std::optional<HttpResponse> AuthGuard::Check(const HttpRequest& req, std::string_view required_role) {
+  SetAuditActor(AuditActor{"-", "anonymous", ClientAddress(req, opt_.xheaders)});
   if (req.path == "/healthcheck" || req.path == "/healthcheck/") {
     return std::nullopt;
   }
@@ -132,6 +134,7 @@ std::optional<HttpResponse> AuthGuard::Check(const HttpRequest& req, std::string
   if (!Enabled()) {
     // Open mode (Flower's default): a cross-site page still must not drive the control routes.
     if (origin == OriginCheck::kCrossOrigin) {
+      counters_.cross_site.fetch_add(1, std::memory_order_relaxed);
       return HttpResponse::Error(403, "cross-site request refused (Origin does not match Host)");
     }
     if (need != Role::kViewer) {
@@ -144,7 +147,24 @@ std::optional<HttpResponse> AuthGuard::Check(const HttpRequest& req, std::string
   }
 
   const std::string authorization(TrimSpaces(req.Header("authorization")));
+  if (oidc_) {
+    if (req.path == "/login" || req.path == "/logout") {
+      return std::nullopt;
+    }
+    if (authorization.empty()) {
+      if (auto session = oidc_->SessionFrom(req)) {
+        return Admit(req, Principal{session->email, session->role}, need, changes_state, /*bearer=*/false, origin);
+      }
+      if (!changes_state && req.Header("accept").find("text/html") != std::string::npos) {
+        counters_.unauthenticated.fetch_add(1, std::memory_order_relaxed);
+        HttpResponse r = HttpResponse::Text("login required\n", 302);
+        r.headers["Location"] = oidc_->LoginUrl(req);
+        return r;
+      }
+    }
+  }
   if (authorization.empty()) {
+    counters_.unauthenticated.fetch_add(1, std::memory_order_relaxed);
     return Unauthorized("authentication required");
   }
   const std::string ip_key = "ip:" + ClientAddress(req, opt_.xheaders);
@@ -163,6 +183,7 @@ std::optional<HttpResponse> AuthGuard::Check(const HttpRequest& req, std::string
     who = store_.CheckToken(value);
     if (!who) {
       limiter_.RecordFailure(ip_key);
+      counters_.invalid_credentials.fetch_add(1, std::memory_order_relaxed);
       return Unauthorized("invalid token");
     }
   } else if (scheme == "basic") {
@@ -170,6 +191,7 @@ std::optional<HttpResponse> AuthGuard::Check(const HttpRequest& req, std::string
     const size_t colon = Base64Decode(value, decoded) ? decoded.find(':') : std::string::npos;
     if (colon == std::string::npos) {
       limiter_.RecordFailure(ip_key);
+      counters_.invalid_credentials.fetch_add(1, std::memory_order_relaxed);
       return Unauthorized("malformed Basic credentials");
     }
     const std::string user = decoded.substr(0, colon);
@@ -184,24 +206,35 @@ std::optional<HttpResponse> AuthGuard::Check(const HttpRequest& req, std::string
       static RateLimiter log_limit;
       if (log_limit.Allow()) {
         Logger("auth")->warn("failed login from {} (further failures are counted, logged once a minute)",
-                                ClientAddress(req, opt_.xheaders));
+                             ClientAddress(req, opt_.xheaders));
       }
+      counters_.invalid_credentials.fetch_add(1, std::memory_order_relaxed);
       return Unauthorized("invalid user name or password");
     }
   } else {
+    counters_.invalid_credentials.fetch_add(1, std::memory_order_relaxed);
     return Unauthorized("unsupported authorization scheme");
   }
 
-  if (!RoleAllows(who->role, need)) {
-    return HttpResponse::Error(403, "forbidden: role " + std::string(RoleName(who->role)) + " may not " +
-                                        req.method + " this route (needs " + std::string(RoleName(need)) + ")");
+  return Admit(req, *who, need, changes_state, bearer, origin);
+}
+
+std::optional<HttpResponse> AuthGuard::Admit(const HttpRequest& req, const Principal& who, Role need,
+                                             bool changes_state, bool bearer, OriginCheck origin) {
+  if (!RoleAllows(who.role, need)) {
+    counters_.forbidden.fetch_add(1, std::memory_order_relaxed);
+    return HttpResponse::Error(403, "forbidden: role " + std::string(RoleName(who.role)) + " may not " + req.method +
+                                        " this route (needs " + std::string(RoleName(need)) + ")");
   }
   if (changes_state && !bearer && origin != OriginCheck::kSameOrigin) {
-    return HttpResponse::Error(403, "cross-site request refused: send Origin or Referer matching Host, or use a "
-                                    "bearer token");
+    counters_.cross_site.fetch_add(1, std::memory_order_relaxed);
+    return HttpResponse::Error(403,
+                               "cross-site request refused: send Origin or Referer matching Host, or use a "
+                               "bearer token");
   }
+  SetAuditActor(AuditActor{who.name, std::string(RoleName(who.role)), ClientAddress(req, opt_.xheaders)});
   if (need != Role::kViewer) {
-    Audit(req, who->name, RoleName(who->role));
+    Audit(req, who.name, RoleName(who.role));
   }
   return std::nullopt;
 }

@@ -7,11 +7,15 @@
 // open, as Flower does, but still refuses cross-site POSTs.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "auth/credential_store.h"
+#include "auth/oidc.h"
 #include "auth/login_limiter.h"
 #include "http/http_request.h"
 
@@ -34,6 +38,15 @@ std::string ClientAddress(const HttpRequest& req, bool xheaders);
 // Methods that change state (everything but GET, HEAD, OPTIONS).
 bool IsStateChanging(std::string_view method);
 
+// Refused requests by reason, for /metrics (stalk_auth_denied_total{reason}).
+struct AuthCounters {
+  std::atomic<uint64_t> unauthenticated{0};      // 401: no credentials
+  std::atomic<uint64_t> invalid_credentials{0};  // 401: wrong password, unknown token, malformed header
+  std::atomic<uint64_t> locked_out{0};           // 429: too many failed logins
+  std::atomic<uint64_t> forbidden{0};            // 403: the role may not do this
+  std::atomic<uint64_t> cross_site{0};           // 403: state change from another origin (CSRF)
+};
+
 class AuthGuard {
  public:
   AuthGuard(CredentialStore store, AuthOptions options, LoginLimiter::Clock clock = LoginLimiter::SteadySeconds);
@@ -41,17 +54,26 @@ class AuthGuard {
   // nullopt: let the request through. Otherwise the response to send instead of the handler's.
   std::optional<HttpResponse> Check(const HttpRequest& req, std::string_view required_role);
 
-  bool Enabled() const { return !store_.Empty(); }
+  bool Enabled() const { return !store_.Empty() || oidc_ != nullptr; }
+  // OIDC login: session cookies count as credentials; browsers without one are sent to /login.
+  void SetOidc(std::shared_ptr<OidcLogin> oidc) { oidc_ = std::move(oidc); }
+  const std::shared_ptr<OidcLogin>& oidc() const { return oidc_; }
   const LoginLimiter& limiter() const { return limiter_; }
+  const AuthCounters& counters() const { return counters_; }
 
  private:
   HttpResponse Unauthorized(std::string_view message) const;
   std::optional<HttpResponse> LockedOut(const std::string& key);
   void Audit(const HttpRequest& req, std::string_view who, std::string_view role) const;
+  // The checks once the principal is known: role, cross-site, audit.
+  std::optional<HttpResponse> Admit(const HttpRequest& req, const Principal& who, Role need, bool changes_state,
+                                    bool bearer, OriginCheck origin);
 
   CredentialStore store_;
   AuthOptions opt_;
   LoginLimiter limiter_;
+  AuthCounters counters_;
+  std::shared_ptr<OidcLogin> oidc_;
 };
 
 }  // namespace stalk

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "auth/auth_guard.h"
+#include "auth/oidc.h"
 #include "common/result.h"
 
 namespace stalk {
@@ -17,7 +18,13 @@ struct AuthConfig {
   std::string api_tokens_file;  // path
   bool metrics_public = false;
   bool xheaders = false;
-  std::string bind_address;     // for the "open on the network" warning
+  std::string bind_address;     // a non-loopback address with no credentials is refused...
+  bool insecure_no_auth = false;  // ...unless the operator says so explicitly (--insecure-no-auth)
+  bool unix_socket = false;       // a Unix socket is reachable only through the file system
+  // OIDC login: on when any of provider, issuer or client id is set.
+  OidcSettings oidc;
+  std::string oidc_role = "viewer";
+  std::string cookie_secret;  // signs session cookies; empty: a random key per process
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost".

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string_view>
 
 #include "auth/auth_commands.h"
 #include "cli/commands.h"
@@ -47,6 +48,14 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("version", "Print the version");
 
+  // The issue tracker and most tools spell this flag with dashes; every other option follows Flower's
+  // underscores. Accept both spellings of this one.
+  static char insecure_flag[] = "--insecure_no_auth";
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--insecure-no-auth") {
+      argv[i] = insecure_flag;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
 
   if (serve_cmd->parsed()) {

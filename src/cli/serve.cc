@@ -8,12 +8,14 @@
 #include <sstream>
 #include <thread>
 
+#include "auth/auth_metrics.h"
 #include "auth/auth_setup.h"
 #include "cli/commands.h"
 #include "cli/store_setup.h"
 #include "common/log.h"
 #include "control/control_stack.h"
 #include "http/api_routes.h"
+#include "http/audit_routes.h"
 #include "http/control_routes.h"
 #include "http/http_server.h"
 #include "ingest/capture_file.h"
@@ -217,10 +219,10 @@ int RunServe(ServeSettings s) {
   RedisQueueReader poll_reader(*url, qo);
   // Remote control, inspection and task sending (control/): cached inspect replies fill /api/workers,
   // workers' active_queues feed /api/queues/length.
-  ControlStack control(*url, s.broker,
-                       ControlSetup{s.global_keyprefix, s.fanout_prefix, s.inspect_timeout, s.http_threads,
-                                    s.result_backend},
-                       state, WallNow);
+  ControlStack control(
+      *url, s.broker,
+      ControlSetup{s.global_keyprefix, s.fanout_prefix, s.inspect_timeout, s.http_threads, s.result_backend}, state,
+      WallNow);
   state.Write()->AddListener(control.listener());
   ctx.refresh_workers = [&control](const std::string& worker) -> Result<bool> {
     auto o = control.service().RefreshWorkersGated(worker);
@@ -232,6 +234,21 @@ int RunServe(ServeSettings s) {
   ctx.worker_inspect = [&control] { return control.cache().Snapshot(); };
   ctx.dynamic_queues = [&control] { return control.cache().QueueNames(); };
   ControlContext control_ctx{&control.service(), WallNow};
+  // Audit log of control actions: in memory for the API, and in the store when history is on.
+  AuditLog audit_log;
+  control.service().SetAuditLog(&audit_log);
+  AuditApi audit_api{&audit_log, nullptr};
+  if (*store) {
+    StoreWriter* writer = store->get();
+    audit_log.SetSink([writer](const AuditEntry& e) { writer->RecordAudit(e); });
+    audit_api.stored = [writer](size_t limit) -> Result<std::vector<AuditEntry>> {
+      auto db = writer->store();
+      if (!db) {
+        return Error{"the store is not open"};
+      }
+      return db->LoadAudit(limit);
+    };
+  }
   QueuePoller poller(poll_reader, ctx, s.queue_poll_interval);
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
@@ -243,21 +260,46 @@ int RunServe(ServeSettings s) {
   }
 
   Router router;
-  auto guard = MakeAuthGuard(
-      AuthConfig{s.basic_auth, s.basic_auth_file, s.api_tokens_file, s.metrics_public, s.xheaders, s.address});
+  AuthConfig auth_config{s.basic_auth, s.basic_auth_file, s.api_tokens_file,  s.metrics_public,
+                         s.xheaders,   s.address,         s.insecure_no_auth, !s.unix_socket.empty()};
+  auth_config.oidc.provider = s.auth_provider;
+  auth_config.oidc.issuer = s.oidc_issuer;
+  auth_config.oidc.client_id = s.oauth2_key;
+  auth_config.oidc.client_secret = s.oauth2_secret;
+  auth_config.oidc.redirect_uri = s.oauth2_redirect_uri;
+  auth_config.oidc.email_regex = s.auth;
+  auth_config.oidc.ca_file = s.oidc_ca_file;
+  auth_config.oidc.url_prefix = s.url_prefix;
+  auth_config.oidc.tls = !s.certfile.empty();
+  auth_config.oidc.xheaders = s.xheaders;
+  auth_config.oidc_role = s.oidc_role;
+  auth_config.cookie_secret = s.cookie_secret;
+  auto guard = MakeAuthGuard(auth_config);
   if (!guard) {
     log->error("{}", guard.error());
     return 2;
   }
   router.SetGuard([g = *guard](const HttpRequest& req, std::string_view role) { return g->Check(req, role); });
+  ctx.render_metrics = [g = *guard, &audit_log, inner = std::move(ctx.render_metrics)](bool openmetrics) {
+    std::string text = inner(openmetrics);
+    AppendAuthMetrics(*g, audit_log.recorded(), openmetrics, text);
+    return text;
+  };
   RegisterReadApi(router, ctx);
   RegisterControlApi(router, control_ctx);
+  RegisterAuditApi(router, audit_api);
+  if ((*guard)->oidc()) {
+    RegisterOidcRoutes(router, *(*guard)->oidc());
+  }
   RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns});
   HttpServerOptions ho;
   ho.address = s.address;
   ho.port = s.port;
   ho.threads = std::max(1, s.http_threads);
   ho.url_prefix = s.url_prefix;
+  ho.certfile = s.certfile;
+  ho.keyfile = s.keyfile;
+  ho.unix_socket = s.unix_socket;
   HttpServer server(ho, router);
   server.Every(std::chrono::seconds(1), [&live_feed] { live_feed.Tick(); });
   auto bound = server.Start();
@@ -269,8 +311,13 @@ int RunServe(ServeSettings s) {
   control.Start();
   source.Start();
   poller.Start();
-  log->info("Stalk {} serving http://{}:{}{} — broker {}", STALK_VERSION, s.address, *bound,
-            s.url_prefix.empty() ? "" : "/" + s.url_prefix, url->Redacted());
+  const std::string prefix = s.url_prefix.empty() ? "" : "/" + s.url_prefix;
+  if (s.unix_socket.empty()) {
+    log->info("Stalk {} serving {}://{}:{}{} — broker {}", STALK_VERSION, s.certfile.empty() ? "http" : "https",
+              s.address, *bound, prefix, url->Redacted());
+  } else {
+    log->info("Stalk {} serving http on unix:{}{} — broker {}", STALK_VERSION, s.unix_socket, prefix, url->Redacted());
+  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

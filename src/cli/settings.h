@@ -46,6 +46,19 @@ struct ServeSettings {
   std::string api_tokens_file;  // sha256hex:role:label lines
   bool metrics_public = false;
   bool xheaders = false;
+  std::string certfile;     // TLS certificate chain (PEM)
+  std::string keyfile;      // TLS private key (PEM)
+  std::string unix_socket;  // listen here instead of address:port
+  bool insecure_no_auth = false;
+  std::string auth;                // OIDC: allowed e-mail regex (Flower's --auth)
+  std::string auth_provider;       // google, gitlab, okta, oidc
+  std::string oidc_issuer;
+  std::string oauth2_key;          // client id
+  std::string oauth2_secret;       // client secret (a secret: never logged)
+  std::string oauth2_redirect_uri;
+  std::string oidc_role = "viewer";
+  std::string oidc_ca_file;
+  std::string cookie_secret;       // a secret: never logged
   std::string tasks_columns = "name,uuid,state,args,kwargs,result,received,started,runtime,worker";
   // Durable history (src/store/README.md).
   std::string db = "stalk.db";  // SQLite file or postgresql:// URL; "" or "none": memory only

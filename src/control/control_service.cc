@@ -103,6 +103,16 @@ void ControlService::Audit(const std::string& action, const std::string& target,
   auto log = Logger("audit");
   log->info("{} target={} params={} result={}{}{}", action, target, params.empty() ? "{}" : params,
             StatusName(outcome.status), text.empty() ? "" : ": ", text);
+  if (audit_ != nullptr) {
+    AuditEntry e;
+    e.at = now_();
+    e.action = action;
+    e.target = target;
+    e.params = params.empty() ? "{}" : params;
+    e.result = StatusName(outcome.status);
+    e.message = text;
+    audit_->Record(std::move(e));
+  }
 }
 
 static ControlOutcome BusyOutcome() {

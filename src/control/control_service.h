@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/audit_log.h"
 #include "control/control_transport.h"
 #include "control/inspect_cache.h"
 #include "control/result_backend.h"
@@ -97,6 +98,8 @@ class ControlService {
 
   InspectCache& cache() { return cache_; }
   const ControlServiceOptions& options() const { return options_; }
+  // Every control action is also recorded here (who, what, target, result); call before serving.
+  void SetAuditLog(AuditLog* audit) { audit_ = audit; }
 
  private:
   class Gate;
@@ -122,6 +125,7 @@ class ControlService {
   EventSender sender_;
   std::atomic<int> blocking_calls_{0};
   std::atomic<int64_t> event_clock_{0};
+  AuditLog* audit_ = nullptr;
 };
 
 // Flower's text for a result (update_response_result): the stored value, or the exception's repr for

@@ -1,14 +1,19 @@
 // Stalk — Celery monitoring server.
 #include "http/http_server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <array>
+#include <boost/beast/ssl.hpp>
 #include <cstdio>
 #include <deque>
-#include <span>
 #include <optional>
+#include <span>
 
 #include "common/log.h"
 #include "http/sse_hub.h"
@@ -19,34 +24,67 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+using unix_socket = asio::local::stream_protocol;
 
 struct HttpServer::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  unix_socket::acceptor unix_acceptor{ioc};
+  std::optional<asio::ssl::context> tls;  // set with --certfile/--keyfile
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::unique_ptr<asio::steady_timer>> timers;
 };
 
 namespace {
 
+using TcpStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using UnixStream = beast::basic_stream<unix_socket>;
+
+template <class Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+std::string PeerAddress(const tcp::socket& socket) {
+  beast::error_code ec;
+  return socket.remote_endpoint(ec).address().to_string();
+}
+std::string PeerAddress(const unix_socket::socket& /*socket*/) { return "unix"; }
+
 // One connection: request/response with keep-alive, or, after a handler returned an event stream,
 // a chunked `text/event-stream` fed by an SseHub (Push) until the client leaves or falls behind.
-class Session : public std::enable_shared_from_this<Session>, public SseSink {
+// Stream is plain TCP, TLS over TCP (--certfile) or a Unix socket (--unix_socket).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>>, public SseSink {
  public:
-  Session(tcp::socket socket, const HttpServerOptions& options, const Router& router,
-          std::atomic<uint64_t>& requests)
-      : stream_(std::move(socket)), options_(options), router_(router), requests_(requests) {}
+  template <class... StreamArgs>
+  Session(const HttpServerOptions& options, const Router& router, std::atomic<uint64_t>& requests,
+          StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...), options_(options), router_(router), requests_(requests) {}
 
   void Run() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kIsTls<Stream>) {
+        // The handshake has the read deadline too: a client that connects and says nothing is dropped.
+        beast::get_lowest_layer(self->stream_).expires_after(std::chrono::seconds(self->options_.read_timeout_seconds));
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) {
+            self->CountTlsFailure(ec);
+            self->Close();
+            return;
+          }
+          self->Read();
+        });
+      } else {
+        self->Read();
+      }
+    });
   }
 
   // SseSink: called from any thread (the hub's broadcaster); the queueing happens on our strand.
   void Push(std::shared_ptr<const std::string> framed) override {
-    asio::post(stream_.get_executor(),
-               [self = shared_from_this(), framed = std::move(framed)]() mutable {
-                 self->Enqueue(std::move(framed), /*raw=*/false);
-               });
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), framed = std::move(framed)]() mutable {
+      self->Enqueue(std::move(framed), /*raw=*/false);
+    });
   }
 
  private:
@@ -54,14 +92,15 @@ class Session : public std::enable_shared_from_this<Session>, public SseSink {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-    stream_.expires_after(std::chrono::seconds(options_.read_timeout_seconds));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(options_.read_timeout_seconds));
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == asio::ssl::error::stream_truncated) {
       Close();
       return;
     }
@@ -92,8 +131,7 @@ class Session : public std::enable_shared_from_this<Session>, public SseSink {
       r.headers.emplace(std::move(name), std::string(f.value()));
     }
     r.body = std::move(req.body());
-    beast::error_code peer_ec;
-    r.remote_addr = stream_.socket().remote_endpoint(peer_ec).address().to_string();
+    r.remote_addr = PeerAddress(beast::get_lowest_layer(stream_).socket());
     HttpResponse resp;
     if (!options_.url_prefix.empty()) {
       const std::string prefix = "/" + options_.url_prefix;
@@ -137,18 +175,17 @@ class Session : public std::enable_shared_from_this<Session>, public SseSink {
     Enqueue(std::make_shared<const std::string>(std::move(head)), /*raw=*/true);
     // Nothing more is expected from the client; a read that ends means it has gone away.
     WatchForClose();
-    hub_->Attach(shared_from_this());
+    hub_->Attach(this->shared_from_this());
   }
 
   void WatchForClose() {
-    stream_.socket().async_read_some(asio::buffer(discard_),
-                                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                                       if (ec) {
-                                         self->Close();
-                                       } else {
-                                         self->WatchForClose();
-                                       }
-                                     });
+    stream_.async_read_some(asio::buffer(discard_), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) {
+        self->Close();
+      } else {
+        self->WatchForClose();
+      }
+    });
   }
 
   void Enqueue(std::shared_ptr<const std::string> data, bool raw) {
@@ -186,9 +223,9 @@ class Session : public std::enable_shared_from_this<Session>, public SseSink {
     } else {
       buffers[n++] = asio::buffer(*next.data);
     }
-    stream_.expires_after(std::chrono::seconds(options_.stream_write_timeout_seconds));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(options_.stream_write_timeout_seconds));
     asio::async_write(stream_, std::span(buffers.data(), n),
-                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWritten(ec); });
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnWritten(ec); });
   }
 
   void OnWritten(beast::error_code ec) {
@@ -224,15 +261,14 @@ class Session : public std::enable_shared_from_this<Session>, public SseSink {
     if (resp.status != 304 && resp.status != 204) {  // those never carry a body nor its length
       res->content_length(len);
     }
-    stream_.expires_after(std::chrono::seconds(options_.read_timeout_seconds));
-    bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
-                         if (ec || !keep_alive) {
-                           self->Close();
-                         } else {
-                           self->Read();
-                         }
-                       });
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(options_.read_timeout_seconds));
+    bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+      if (ec || !keep_alive) {
+        self->Close();
+      } else {
+        self->Read();
+      }
+    });
   }
 
   void Close() {
@@ -240,12 +276,22 @@ class Session : public std::enable_shared_from_this<Session>, public SseSink {
       return;
     }
     closed_ = true;
+    // TLS: no close_notify is sent (it would need one more round trip); HTTP framing already tells the
+    // client where each response ends.
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    socket.shutdown(std::remove_reference_t<decltype(socket)>::shutdown_send, ec);
+    socket.close(ec);
   }
 
-  beast::tcp_stream stream_;
+  void CountTlsFailure(const beast::error_code& ec) {
+    static RateLimiter limiter;
+    if (limiter.Allow()) {
+      Logger("http")->info("TLS handshake failed: {}", ec.message());
+    }
+  }
+
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   const HttpServerOptions& options_;
@@ -283,16 +329,75 @@ void Schedule(asio::steady_timer& timer, std::chrono::milliseconds period, const
 
 void Accept(HttpServer::Impl& impl, const HttpServerOptions& options, const Router& router,
             std::atomic<uint64_t>& requests) {
-  impl.acceptor.async_accept(asio::make_strand(impl.ioc), [&impl, &options, &router, &requests](
-                                                              beast::error_code ec, tcp::socket socket) {
+  impl.acceptor.async_accept(
+      asio::make_strand(impl.ioc), [&impl, &options, &router, &requests](beast::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted) {
+          return;
+        }
+        if (!ec) {
+          if (impl.tls) {
+            std::make_shared<Session<TlsStream>>(options, router, requests, std::move(socket), *impl.tls)->Run();
+          } else {
+            std::make_shared<Session<TcpStream>>(options, router, requests, std::move(socket))->Run();
+          }
+        }
+        Accept(impl, options, router, requests);
+      });
+}
+
+void AcceptUnix(HttpServer::Impl& impl, const HttpServerOptions& options, const Router& router,
+                std::atomic<uint64_t>& requests) {
+  impl.unix_acceptor.async_accept(asio::make_strand(impl.ioc), [&impl, &options, &router, &requests](
+                                                                   beast::error_code ec, unix_socket::socket socket) {
     if (ec == asio::error::operation_aborted) {
       return;
     }
     if (!ec) {
-      std::make_shared<Session>(std::move(socket), options, router, requests)->Run();
+      std::make_shared<Session<UnixStream>>(options, router, requests, std::move(socket))->Run();
     }
-    Accept(impl, options, router, requests);
+    AcceptUnix(impl, options, router, requests);
   });
+}
+
+Result<bool> SetUpTls(asio::ssl::context& ctx, const HttpServerOptions& options) {
+  beast::error_code ec;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                      asio::ssl::context::single_dh_use,
+                  ec);
+  ctx.use_certificate_chain_file(options.certfile, ec);
+  if (ec) {
+    return Error{"--certfile " + options.certfile + ": " + ec.message()};
+  }
+  ctx.use_private_key_file(options.keyfile, asio::ssl::context::pem, ec);
+  if (ec) {
+    return Error{"--keyfile " + options.keyfile + ": " + ec.message()};
+  }
+  return true;
+}
+
+Result<bool> ListenUnix(HttpServer::Impl& impl, const std::string& path) {
+  // A stale socket file from a previous run is replaced; any other kind of file is left alone.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return Error{"--unix_socket " + path + " exists and is not a socket"};
+    }
+    ::unlink(path.c_str());
+  }
+  beast::error_code ec;
+  const unix_socket::endpoint ep(path);
+  impl.unix_acceptor.open(ep.protocol(), ec);
+  if (!ec) {
+    impl.unix_acceptor.bind(ep, ec);
+  }
+  if (!ec) {
+    impl.unix_acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    return Error{"cannot listen on unix socket " + path + ": " + ec.message()};
+  }
+  return true;
 }
 
 }  // namespace
@@ -314,6 +419,26 @@ void HttpServer::Every(std::chrono::milliseconds period, std::function<void()> f
 }
 
 Result<int> HttpServer::Start() {
+  if (options_.certfile.empty() != options_.keyfile.empty()) {
+    return Error{"--certfile and --keyfile go together"};
+  }
+  if (!options_.certfile.empty()) {
+    impl_->tls.emplace(asio::ssl::context::tls_server);
+    if (auto r = SetUpTls(*impl_->tls, options_); !r) {
+      return Error{r.error()};
+    }
+  }
+  if (!options_.unix_socket.empty()) {
+    if (impl_->tls) {
+      return Error{"--unix_socket serves plain HTTP; leave out --certfile/--keyfile"};
+    }
+    if (auto r = ListenUnix(*impl_, options_.unix_socket); !r) {
+      return Error{r.error()};
+    }
+    StartThreads();
+    AcceptUnix(*impl_, options_, router_, requests_);
+    return 0;
+  }
   beast::error_code ec;
   const auto addr = asio::ip::make_address(options_.address, ec);
   if (ec) {
@@ -331,12 +456,16 @@ Result<int> HttpServer::Start() {
     impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   }
   if (ec) {
-    return Error{"cannot listen on " + options_.address + ":" + std::to_string(options_.port) + ": " +
-                 ec.message()};
+    return Error{"cannot listen on " + options_.address + ":" + std::to_string(options_.port) + ": " + ec.message()};
   }
   const int bound = impl_->acceptor.local_endpoint().port();
-  impl_->work.emplace(impl_->ioc.get_executor());
   Accept(*impl_, options_, router_, requests_);
+  StartThreads();
+  return bound;
+}
+
+void HttpServer::StartThreads() {
+  impl_->work.emplace(impl_->ioc.get_executor());
   for (const Periodic& p : periodic_) {
     impl_->timers.push_back(std::make_unique<asio::steady_timer>(asio::make_strand(impl_->ioc)));
     Schedule(*impl_->timers.back(), p.period, p.fn);
@@ -344,7 +473,6 @@ Result<int> HttpServer::Start() {
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
     threads_.emplace_back([this] { impl_->ioc.run(); });
   }
-  return bound;
 }
 
 void HttpServer::Stop() {
@@ -354,6 +482,7 @@ void HttpServer::Stop() {
   asio::post(impl_->ioc, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    impl_->unix_acceptor.close(ec);
   });
   impl_->work.reset();
   impl_->ioc.stop();
@@ -361,6 +490,9 @@ void HttpServer::Stop() {
     t.join();
   }
   threads_.clear();
+  if (!options_.unix_socket.empty()) {
+    ::unlink(options_.unix_socket.c_str());
+  }
 }
 
 }  // namespace stalk

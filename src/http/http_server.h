@@ -1,5 +1,6 @@
 // Stalk — Celery monitoring server.
-// HttpServer: HTTP/1.1 on Boost.Beast/Asio, asynchronous, on a small thread pool: an idle or slow
+// HttpServer: HTTP/1.1 on Boost.Beast/Asio (plain, TLS with --certfile, or a Unix socket),
+// asynchronous, on a small thread pool: an idle or slow
 // client costs a socket, not a thread. Bounded headers and bodies, a read deadline against slowloris,
 // keep-alive. Handlers run on the pool threads and must be quick (reads under the state read lock).
 // Streaming: a handler that returns HttpResponse::EventStream(hub) gets an open, chunked
@@ -26,6 +27,9 @@ struct HttpServerOptions {
   int port = 5555;
   int threads = 2;
   std::string url_prefix;  // Flower's --url_prefix: "flower" serves /flower/api/...
+  std::string certfile;    // --certfile/--keyfile: HTTPS (TLS 1.2+) instead of HTTP
+  std::string keyfile;
+  std::string unix_socket;  // --unix_socket: listen on this path instead of address:port
   size_t max_body_bytes = 1u << 20;
   size_t max_header_bytes = 16u << 10;
   int read_timeout_seconds = 30;
@@ -43,7 +47,7 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts serving; returns the bound port (useful with port 0).
+  // Binds and starts serving; returns the bound port (useful with port 0; 0 on a Unix socket).
   Result<int> Start();
   void Stop();
   // Runs `fn` every `period` on a server thread between Start() and Stop(); call before Start().
@@ -54,6 +58,7 @@ class HttpServer {
   struct Impl;
 
  private:
+  void StartThreads();
   HttpServerOptions options_;
   const Router& router_;
   std::unique_ptr<Impl> impl_;

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "store/schema.h"
@@ -544,6 +545,37 @@ Result<size_t> PostgresStore::CountTasks() {
   auto r = Exec(c, "SELECT COUNT(*) FROM tasks");
   if (!r) return Error{r.error()};
   return static_cast<size_t>(PgRow(r->get(), 0).Int(0));
+}
+
+Result<std::vector<AuditEntry>> PostgresStore::LoadAudit(size_t limit) {
+  STALK_PG_READER();
+  auto r = ExecParams(c,
+                      "SELECT at, actor, role, remote, action, target, params, result, message FROM audit_log"
+                      " ORDER BY at DESC LIMIT $1",
+                      {std::to_string(limit)});
+  if (!r) return Error{r.error()};
+  std::vector<AuditEntry> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgRow row(r->get(), i);
+    out.push_back(AuditEntry{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
+                             std::string(row.Text(3)), std::string(row.Text(4)), std::string(row.Text(5)),
+                             std::string(row.Text(6)), std::string(row.Text(7)), std::string(row.Text(8))});
+  }
+  return out;
+}
+
+Result<bool> PostgresStore::AppendAudit(const std::vector<AuditEntry>& entries) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  for (const AuditEntry& e : entries) {
+    char at[32];
+    std::snprintf(at, sizeof at, "%.6f", e.at);
+    auto r = ExecParams(writer_,
+                        "INSERT INTO audit_log (at, actor, role, remote, action, target, params, result, message)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        {at, e.actor, e.role, e.remote, e.action, e.target, e.params, e.result, e.message});
+    if (!r) return Error{r.error()};
+  }
+  return true;
 }
 
 Result<int> PostgresStore::SchemaVersion() {

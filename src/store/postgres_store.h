@@ -45,6 +45,8 @@ class PostgresStore final : public Store {
   Result<std::vector<std::string>> LoadChildren(std::string_view id) override;
   Result<std::vector<TransitionRecord>> LoadTransitions(std::string_view id) override;
   Result<size_t> CountTasks() override;
+  Result<bool> AppendAudit(const std::vector<AuditEntry>& entries) override;
+  Result<std::vector<AuditEntry>> LoadAudit(size_t limit) override;
   Result<int> SchemaVersion() override;
 
  private:

@@ -111,6 +111,12 @@ std::vector<std::string> MigrationStatements(int version, SqlDialect dialect) {
           "CREATE INDEX events_at ON events (at)",
           "CREATE INDEX events_uuid ON events (uuid) WHERE uuid IS NOT NULL",
       };
+    case 2:
+      return {
+          "CREATE TABLE audit_log (at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, role TEXT, remote TEXT,"
+          " action TEXT NOT NULL, target TEXT, params TEXT, result TEXT, message TEXT)",
+          "CREATE INDEX audit_log_at ON audit_log (at)",
+      };
     default:
       return {};
   }

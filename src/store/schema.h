@@ -3,7 +3,7 @@
 // (generated per dialect: placeholders, multi-row VALUES, SQLite's WITHOUT ROWID), and the mapping
 // between records (state/task_record.h) and rows. Backends only move SqlValues in and out.
 //
-// Tables (version 1):
+// Tables (version 1; version 2 adds audit_log: control actions, who/what/when/target/result):
 //   schema_version(version, applied_at)      one row per applied migration
 //   tasks(id PK, ..., timestamp, updated_at)  every task's latest merged record (Flower's fields, plus
 //                                            queue, lost/lost_at, flags); indexes on name, state,
@@ -29,7 +29,7 @@ struct TransitionRecord;
 
 enum class SqlDialect : uint8_t { kSqlite, kPostgres };
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Statements of migration `version` (1-based) for `dialect`.
 std::vector<std::string> MigrationStatements(int version, SqlDialect dialect);

@@ -494,11 +494,47 @@ Result<size_t> SqliteStore::CountTasks() {
   return n;
 }
 
+Result<std::vector<AuditEntry>> SqliteStore::LoadAudit(size_t limit) {
+  STALK_READ_LOCK();
+  std::vector<AuditEntry> out;
+  auto r = Query(reader_,
+                 "SELECT at, actor, role, remote, action, target, params, result, message FROM audit_log"
+                 " ORDER BY at DESC, rowid DESC LIMIT ?1",
+                 {SqlValue::Int(static_cast<int64_t>(limit))}, [&](const SqlRow& row) {
+                   out.push_back(AuditEntry{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
+                                            std::string(row.Text(3)), std::string(row.Text(4)),
+                                            std::string(row.Text(5)), std::string(row.Text(6)),
+                                            std::string(row.Text(7)), std::string(row.Text(8))});
+                 });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
 Result<int> SqliteStore::SchemaVersion() {
   STALK_READ_LOCK();
   return ReadSchemaVersion(reader_);
 }
 
 #undef STALK_READ_LOCK
+
+Result<bool> SqliteStore::AppendAudit(const std::vector<AuditEntry>& entries) {
+  if (!writer_) return Error{"store is not open"};
+  sqlite3* db = writer_->db;
+  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r) return r;
+  for (const AuditEntry& e : entries) {
+    auto r = Query(db,
+                   "INSERT INTO audit_log (at, actor, role, remote, action, target, params, result, message)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                   {SqlValue::Double(e.at), SqlValue::Text(e.actor), SqlValue::Text(e.role), SqlValue::Text(e.remote),
+                    SqlValue::Text(e.action), SqlValue::Text(e.target), SqlValue::Text(e.params),
+                    SqlValue::Text(e.result), SqlValue::Text(e.message)},
+                   [](const SqlRow&) {});
+    if (!r) {
+      (void)Exec(db, "ROLLBACK");
+      return r;
+    }
+  }
+  return Exec(db, "COMMIT");
+}
 
 }  // namespace stalk

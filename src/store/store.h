@@ -27,6 +27,8 @@
 #include "common/result.h"
 #include "state/task_record.h"
 
+#include "common/audit_log.h"
+
 namespace stalk {
 
 // One state change of a task, for its timeline (task_transitions table).
@@ -112,6 +114,9 @@ class Store {
   virtual Result<std::vector<std::string>> LoadChildren(std::string_view id) = 0;
   virtual Result<std::vector<TransitionRecord>> LoadTransitions(std::string_view id) = 0;
   virtual Result<size_t> CountTasks() = 0;
+  // The audit log (control actions), newest first. Appended by the writer thread only.
+  virtual Result<bool> AppendAudit(const std::vector<AuditEntry>& entries) = 0;
+  virtual Result<std::vector<AuditEntry>> LoadAudit(size_t limit) = 0;
   // Schema version in the database (schema.h kSchemaVersion once migrated).
   virtual Result<int> SchemaVersion() = 0;
 };

@@ -19,7 +19,8 @@ void AppendStoreMetrics(const StoreWriter& writer, bool openmetrics, std::string
   w.Family("stalk_store_rows_written", MetricType::kCounter,
            "Rows committed to the store, by table (task rows after coalescing updates within a batch).");
   for (auto [table, v] : {std::pair{"tasks", &s.tasks_committed}, std::pair{"transitions", &s.transitions_committed},
-                          std::pair{"workers", &s.workers_committed}, std::pair{"events", &s.events_committed}}) {
+                          std::pair{"workers", &s.workers_committed}, std::pair{"events", &s.events_committed},
+                          std::pair{"audit_log", &s.audit_committed}}) {
     w.Open();
     w.Label("table", table);
     w.Close(Load(*v));

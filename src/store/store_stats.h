@@ -16,6 +16,8 @@ struct StoreStats {
   std::atomic<uint64_t> rows_queued{0};    // rows handed over by the ingest thread
   std::atomic<uint64_t> rows_dropped{0};   // refused because the queue was full (never blocks ingest)
   std::atomic<uint64_t> rows_rejected{0};  // refused by the database as invalid data (isolated, skipped)
+  std::atomic<uint64_t> audit_committed{0};  // audit_log rows written
+  std::atomic<uint64_t> audit_dropped{0};    // audit entries dropped: the store failed for too long
   std::atomic<uint64_t> queue_bytes{0};    // waiting + held for a retry
   std::atomic<uint64_t> queue_high_water_bytes{0};
   std::atomic<uint64_t> tasks_committed{0};  // task rows upserted (after coalescing) in committed batches

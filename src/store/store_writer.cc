@@ -35,9 +35,7 @@ std::pair<WriteBatch, WriteBatch> Halves(const WriteBatch& b) {
 
 }  // namespace
 
-double StoreNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double StoreNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 StoreWriter::StoreWriter(StoreWriterOptions options)
     : options_(std::move(options)), queue_(options_.queue_bytes, options_.batch_rows) {
@@ -107,16 +105,17 @@ void StoreWriter::Push() {
   }
   stats_.rows_dropped.fetch_add(1, std::memory_order_relaxed);
   if (drop_log_.Allow()) {
-    Logger("store")->warn("store queue full ({} MiB): dropping history rows (counted in stalk_store_dropped_total); "
-                          "the database is failing or slower than ingestion — raise --store_queue_mb or check it",
-                          options_.queue_bytes >> 20);
+    Logger("store")->warn(
+        "store queue full ({} MiB): dropping history rows (counted in stalk_store_dropped_total); "
+        "the database is failing or slower than ingestion — raise --store_queue_mb or check it",
+        options_.queue_bytes >> 20);
   }
 }
 
 void StoreWriter::OnTaskEvent(const ClusterState& state, const Task& task, const Event& ev, TaskState previous) {
   // A state the task took: any change, and the first PENDING from task-sent.
-  const bool transition =
-      task.state != previous || (ev.kind == EventKind::kTaskSent && !task.has_state_event && task.sent == task.timestamp);
+  const bool transition = task.state != previous ||
+                          (ev.kind == EventKind::kTaskSent && !task.has_state_event && task.sent == task.timestamp);
   scratch_.clear();
   EncodeTaskRow(state, task, transition, scratch_);
   Push();
@@ -162,9 +161,10 @@ void StoreWriter::RecordError(const std::string& what) {
   stats_.SetLastError(what);
   stats_.healthy = false;
   if (error_log_.Allow()) {
-    Logger("store")->error("{} — keeping the rows and retrying (errors are counted in stalk_store_errors_total; "
-                           "logged at most once a minute)",
-                           what);
+    Logger("store")->error(
+        "{} — keeping the rows and retrying (errors are counted in stalk_store_errors_total; "
+        "logged at most once a minute)",
+        what);
   }
 }
 
@@ -239,6 +239,33 @@ void StoreWriter::RetentionStep(Store& store) {
   }
 }
 
+void StoreWriter::RecordAudit(const AuditEntry& entry) {
+  std::lock_guard lock(audit_mu_);
+  if (audit_pending_.size() >= 10000) {
+    audit_pending_.erase(audit_pending_.begin());
+    stats_.audit_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  audit_pending_.push_back(entry);
+}
+
+void StoreWriter::WriteAudit(Store& store) {
+  std::vector<AuditEntry> entries;
+  {
+    std::lock_guard lock(audit_mu_);
+    entries.swap(audit_pending_);
+  }
+  if (entries.empty()) {
+    return;
+  }
+  if (auto r = store.AppendAudit(entries); !r) {
+    RecordError("writing the audit log: " + r.error());
+    std::lock_guard lock(audit_mu_);
+    audit_pending_.insert(audit_pending_.begin(), entries.begin(), entries.end());
+    return;
+  }
+  stats_.audit_committed.fetch_add(entries.size(), std::memory_order_relaxed);
+}
+
 void StoreWriter::Run() {
   auto log = Logger("store");
   const bool retention = options_.retention_age > 0 || options_.max_stored_tasks > 0;
@@ -272,6 +299,9 @@ void StoreWriter::Run() {
         pending_rows = rows;
         queue_.SetReserved(bytes);
       } else if (stop_) {
+        if (auto store = this->store()) {
+          WriteAudit(*store);  // control actions of the last moments
+        }
         break;  // everything written
       }
     }
@@ -344,6 +374,9 @@ void StoreWriter::Run() {
       backoff = 0;
     }
     stats_.healthy = store != nullptr;
+    if (store) {
+      WriteAudit(*store);
+    }
     if (retention && store && !pending && !stop_ && StoreNow() >= next_retention_) {
       RetentionStep(*store);
     }

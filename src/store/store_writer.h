@@ -72,6 +72,10 @@ class StoreWriter : public StateListener {
   // and benchmarks.
   bool Flush(double timeout_seconds);
 
+  // Queues a control action for the audit_log table (any thread). Written by the writer thread after
+  // each loop; kept and retried while the store fails (bounded: the oldest are dropped past 10,000).
+  void RecordAudit(const AuditEntry& entry);
+
   // The open store, or null while it could not be opened. Safe from any thread (reads are).
   std::shared_ptr<Store> store() const;
   const StoreStats& stats() const { return stats_; }
@@ -92,6 +96,7 @@ class StoreWriter : public StateListener {
   void RecordError(const std::string& what);
   void WaitFor(double seconds);  // wakes early on Stop
   void UpdateQueueStats();
+  void WriteAudit(Store& store);
 
   StoreWriterOptions options_;
   StoreStats stats_;
@@ -109,6 +114,8 @@ class StoreWriter : public StateListener {
   RateLimiter drop_log_{std::chrono::seconds(60)};
   std::optional<double> retention_cutoff_;  // writer thread: the round in progress
   double next_retention_ = 0;
+  std::mutex audit_mu_;
+  std::vector<AuditEntry> audit_pending_;  // guarded by audit_mu_
   std::thread thread_;
 };
 

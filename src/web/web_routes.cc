@@ -106,6 +106,7 @@ void RegisterWebRoutes(Router& r, LiveFeed& feed, const WebOptions& options) {
   r.Get("/workers", PageHandler("pages/workers.html", options));
   r.GetPrefix("/worker/", PageHandler("pages/worker.html", options));
   r.Get("/tasks", PageHandler("pages/tasks.html", options));
+  r.Get("/audit", PageHandler("pages/audit.html", options));
   r.GetPrefix("/task/", PageHandler("pages/task.html", options));
   r.GetPrefix("/static/", StaticFile);
   r.Get("/api/stalk/summary", [&feed](const HttpRequest&, const std::string&) {

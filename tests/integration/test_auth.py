@@ -4,6 +4,7 @@ from `stalk hash-password`), bearer tokens from `stalk token create`, roles, the
 (429), public /healthcheck, security headers, CSRF on POST, and that no password reaches the log.
 """
 import base64
+import json
 import subprocess
 import urllib.error
 import urllib.request
@@ -136,6 +137,42 @@ def test_operator_and_csrf(secured, creds):
     log = secured.proc.log.read_text(errors="replace")
     assert f"path=/api/task/revoke/{task}" in log and "user=admin" in log and "user=token:ops-script" in log, \
         "operator actions must be in the audit log"
+
+
+def test_audit_log_records_who_did_what(secured, creds):
+    task = str(uuid.uuid4())
+    status, _, body = call(secured, f"/api/task/revoke/{task}", method="POST", token=creds["operator_token"])
+    assert status not in (401, 403, 429), (status, body)
+    # Admin only: operators act, admins read the record.
+    assert call(secured, "/api/admin/audit", token=creds["operator_token"])[0] == 403
+    assert call(secured, "/api/admin/audit", token=creds["viewer_token"])[0] == 403
+    status, _, body = call(secured, "/api/admin/audit?limit=50", user="admin", password=ADMIN_PASSWORD)
+    assert status == 200, body
+    audit = json.loads(body)
+    mine = [e for e in audit["entries"] if e["target"] == task]
+    assert len(mine) == 1, audit
+    entry = mine[0]
+    assert entry["action"] == "revoke" and entry["actor"] == "token:ops-script" and entry["role"] == "operator"
+    assert entry["remote"] == "127.0.0.1" and entry["result"] and entry["at"] > 0
+    assert call(secured, "/api/admin/audit?limit=x", user="admin", password=ADMIN_PASSWORD)[0] == 400
+
+
+def test_auth_metrics_count_refusals(secured, creds):
+    def denied(reason):
+        status, _, body = call(secured, "/metrics", token=creds["viewer_token"])
+        assert status == 200
+        for line in body.decode().splitlines():
+            if line.startswith(f'stalk_auth_denied_total{{reason="{reason}"}}'):
+                return float(line.split()[-1])
+        raise AssertionError(f"no stalk_auth_denied_total for {reason}")
+    before = denied("invalid_credentials"), denied("forbidden"), denied("unauthenticated")
+    assert call(secured, "/api/tasks", token="nope")[0] == 401
+    assert call(secured, f"/api/task/revoke/{uuid.uuid4()}", method="POST", token=creds["viewer_token"])[0] == 403
+    assert call(secured, "/api/tasks")[0] == 401
+    after = denied("invalid_credentials"), denied("forbidden"), denied("unauthenticated")
+    assert after == (before[0] + 1, before[1] + 1, before[2] + 1), (before, after)
+    _, _, body = call(secured, "/metrics", token=creds["viewer_token"])
+    assert b"stalk_auth_enabled 1" in body and b"stalk_audit_entries_total" in body
 
 
 def test_lockout_after_ten_failures_and_secrets_not_logged(stalk_bin, redis_server, module_tmp, creds):

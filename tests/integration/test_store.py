@@ -151,6 +151,32 @@ class Burst(threading.Thread):
         assert self.error is None, f"publisher failed: {self.error!r}"
 
 
+def revoke(s):
+    task = str(uuid.uuid4())
+    assert s.request(f"/api/task/revoke/{task}", method="POST").status == 200
+    return task
+
+
+def test_audit_log_survives_restart(stalk_bin, redis_server, module_tmp):
+    db = module_tmp / "audit" / "history.db"
+    s = start_stalk(stalk_bin, redis_server, module_tmp / "audit", "--db", db)
+    try:
+        task = revoke(s)
+        wait_for(lambda: sqlite(db, f"SELECT action FROM audit_log WHERE target = '{task}'") == "revoke", 20,
+                 "the revoke to reach the audit_log table")
+    finally:
+        s.stop()
+    s = start_stalk(stalk_bin, redis_server, module_tmp / "audit", "--db", db)
+    try:
+        audit = s.get_json("/api/admin/audit?limit=10")
+        assert audit["source"] == "store", audit
+        entry = next(e for e in audit["entries"] if e["target"] == task)
+        assert entry["action"] == "revoke" and entry["actor"] == "-" and entry["role"] == "open"
+        assert entry["remote"] == "127.0.0.1" and entry["result"] == "ok"
+    finally:
+        s.stop()
+
+
 def test_kill_9_during_burst(stalk_bin, redis_server, module_tmp):
     db = module_tmp / "crash" / "history.db"
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -343,17 +369,20 @@ def test_postgres_shared_history(stalk_bin, redis_server, module_tmp, postgres):
         assert postgres.psql("history", "SELECT COUNT(*) FROM tasks") == str(len(ids))
         # One timeline per task: received, started, final — not one per instance.
         assert postgres.psql("history", "SELECT COUNT(*) FROM task_transitions") == str(3 * len(ids))
-        assert postgres.psql("history", "SELECT COUNT(*) FROM schema_version") == "1"
+        assert postgres.psql("history", "SELECT COUNT(*) FROM schema_version") == "2"
         for s in (a, b):
             st = store_stats(s)
             assert st["ok"] and st["backend"] == "postgresql" and st["errors"] == 0, st
             assert "***" not in st["location"] and "postgresql://stalk@127.0.0.1" in st["location"]
+        revoked = revoke(a)
     finally:
         a.stop()
         b.stop()
-    # A restarted instance comes back whole from the shared history.
+    # A restarted instance comes back whole from the shared history, audit log included.
     c = start_stalk(stalk_bin, redis_server, module_tmp / "pg-c", "--db", url)
     try:
+        audit = c.get_json("/api/admin/audit")
+        assert audit["source"] == "store" and revoked in [e["target"] for e in audit["entries"]], audit
         tasks = c.tasks()
         assert {i: tasks[i]["state"] for i in ids} == outcome
         assert tasks[ids[1]]["result"] == "42" and tasks[ids[0]]["exception"] == "ValueError('x')"

@@ -6,9 +6,11 @@
 
 #include "auth/auth_guard.h"
 #include "auth/credential_store.h"
+#include "auth/jwt.h"
 #include "auth/login_limiter.h"
 #include "auth/roles.h"
 #include "auth/secrets.h"
+#include "auth/signed_cookie.h"
 #include "common/base64.h"
 #include "http/router.h"
 
@@ -73,8 +75,7 @@ TEST(Roles, Order) {
   EXPECT_EQ(Router::RequiredRole("GET", "/api/administrator"), "viewer");
 }
 
-// DISABLED: hangs on a mutex wait (known bug, see the closing note of the 2026-12-04 session).
-TEST(CredentialStore, DISABLED_BasicAuthListAndFile) {
+TEST(CredentialStore, BasicAuthListAndFile) {
   CredentialStore s;
   ASSERT_TRUE(s.AddBasicAuthList("alice:pa:ss, bob:pw2"));
   ASSERT_TRUE(s.AddBasicAuthFileText(
@@ -349,4 +350,43 @@ TEST(Router, GuardRunsFirstAndSecurityHeadersOnEveryResponse) {
 }
 
 }  // namespace
+
+TEST(Jwt, Base64UrlRoundTripsAndRejectsOtherAlphabets) {
+  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\xff\xfe\x00\x01", 4)}) {
+    std::string back;
+    ASSERT_TRUE(Base64UrlDecode(Base64UrlEncode(s), back));
+    EXPECT_EQ(back, s);
+  }
+  EXPECT_EQ(Base64UrlEncode("\xfb\xff"), "-_8");
+  std::string out;
+  EXPECT_FALSE(Base64UrlDecode("ab+/", out));
+  EXPECT_FALSE(Base64UrlDecode("a", out));
+}
+
+TEST(Jwt, RefusesNoneAndHmacAndMalformedTokens) {
+  const std::vector<Jwk> keys = {Jwk{"k", "AQAB", "AQAB"}};
+  const std::string none = Base64UrlEncode(R"({"alg":"none"})") + "." + Base64UrlEncode(R"({"sub":"x"})") + ".";
+  EXPECT_FALSE(VerifyRs256Jwt(none, keys));
+  const std::string hs = Base64UrlEncode(R"({"alg":"HS256"})") + "." + Base64UrlEncode("{}") + ".AAAA";
+  EXPECT_FALSE(VerifyRs256Jwt(hs, keys));
+  EXPECT_FALSE(VerifyRs256Jwt("a.b", keys));
+  EXPECT_FALSE(VerifyRs256Jwt("a.b.c.d", keys));
+  EXPECT_FALSE(ParseJwks(R"({"keys":[{"kty":"oct","k":"x"}]})"));
+  EXPECT_FALSE(ParseJwks("not json"));
+}
+
+TEST(SignedCookie, VerifiesIntactUnexpiredValuesOnly) {
+  SignedCookie signer("0123456789abcdef0123456789abcdef");
+  const std::string v = signer.Sign("alice@example.com\noperator", 2000);
+  EXPECT_EQ(signer.Verify(v, 1000).value_or(""), "alice@example.com\noperator");
+  EXPECT_FALSE(signer.Verify(v, 2001));                                   // expired
+  EXPECT_FALSE(SignedCookie("another key, another key, another").Verify(v, 1000));
+  std::string tampered = v;
+  tampered[3] = tampered[3] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(signer.Verify(tampered, 1000));
+  EXPECT_FALSE(signer.Verify("", 1000));
+  EXPECT_EQ(CookieValue("a=1; stalk_session=xyz; b=2", "stalk_session"), "xyz");
+  EXPECT_EQ(CookieValue("stalk_session_x=1", "stalk_session"), "");
+}
+
 }  // namespace stalk

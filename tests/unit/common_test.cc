@@ -2,12 +2,38 @@
 // Unit tests of common/: base64, JSON writer, UUID text <-> bytes.
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "common/audit_log.h"
 #include "common/base64.h"
 #include "common/json_writer.h"
 #include "common/task_id.h"
 
 namespace stalk {
 namespace {
+
+TEST(AuditLog, TakesTheThreadsActorKeepsRecentAndFeedsTheSink) {
+  AuditLog log(3);
+  std::vector<std::string> sunk;
+  log.SetSink([&](const AuditEntry& e) { sunk.push_back(e.actor + " " + e.action + " " + e.target); });
+  SetAuditActor(AuditActor{"alice", "operator", "10.0.0.7"});
+  for (int i = 0; i < 5; ++i) {
+    log.Record(AuditEntry{1.0 * i, "", "", "", "shutdown", "w" + std::to_string(i), "{}", "ok", ""});
+  }
+  std::thread other([&] { log.Record(AuditEntry{9, "", "", "", "revoke", "t", "{}", "ok", ""}); });
+  other.join();
+  auto recent = log.Recent(10);
+  ASSERT_EQ(recent.size(), 3u);  // bounded
+  EXPECT_EQ(recent[0].action, "revoke");
+  EXPECT_EQ(recent[0].actor, "-");  // another thread: no request principal set there
+  EXPECT_EQ(recent[1].target, "w4");
+  EXPECT_EQ(recent[1].actor, "alice");
+  EXPECT_EQ(recent[1].role, "operator");
+  EXPECT_EQ(recent[1].remote, "10.0.0.7");
+  EXPECT_EQ(log.recorded(), 6u);
+  ASSERT_EQ(sunk.size(), 6u);
+  EXPECT_EQ(sunk[0], "alice shutdown w0");
+}
 
 TEST(Base64, RoundTripsAllLengths) {
   std::string data;

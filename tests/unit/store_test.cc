@@ -340,6 +340,27 @@ TEST(SqliteStoreTest, MigrationsAreIdempotent) {
   EXPECT_NE(newer.error().find("newer"), std::string::npos) << newer.error();
 }
 
+TEST(SqliteStoreTest, AuditLogIsAppendedAndReadNewestFirst) {
+  TempDir dir;
+  auto store = MustOpen(dir.File("a.db"));
+  ASSERT_TRUE(store);
+  std::vector<AuditEntry> entries;
+  for (int i = 0; i < 5; ++i) {
+    entries.push_back(AuditEntry{1000.0 + i, "token:ops", "operator", "127.0.0.1", "revoke", "task-" + std::to_string(i),
+                                 "{\"terminate\":false}", "ok", i == 4 ? "revoked" : ""});
+  }
+  ASSERT_TRUE(store->AppendAudit(entries).ok());
+  auto got = store->LoadAudit(3);
+  ASSERT_TRUE(got.ok()) << got.error();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].target, "task-4");
+  EXPECT_EQ((*got)[0].message, "revoked");
+  EXPECT_EQ((*got)[0].actor, "token:ops");
+  EXPECT_EQ((*got)[0].params, "{\"terminate\":false}");
+  EXPECT_EQ((*got)[2].target, "task-2");
+  EXPECT_EQ(store->LoadAudit(100)->size(), 5u);
+}
+
 TEST(SqliteStoreTest, RetentionDeletesOldestInSteps) {
   TempDir dir;
   const std::string path = dir.File("r.db");
@@ -596,6 +617,8 @@ class FaultyStore final : public Store {
     return inner_->LoadTransitions(id);
   }
   Result<size_t> CountTasks() override { return inner_->CountTasks(); }
+  Result<bool> AppendAudit(const std::vector<AuditEntry>& e) override { return inner_->AppendAudit(e); }
+  Result<std::vector<AuditEntry>> LoadAudit(size_t limit) override { return inner_->LoadAudit(limit); }
   Result<int> SchemaVersion() override { return inner_->SchemaVersion(); }
 
  private:
