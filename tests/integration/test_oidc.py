@@ -185,3 +185,10 @@ def test_github_preset_is_refused_clearly(stalk_bin, module_tmp):
                           "--port", "0"], capture_output=True, text=True, timeout=20, cwd=module_tmp,
                          env={"PATH": "/usr/bin:/bin", "STALK_OAUTH2_SECRET": "stalk_dev_your_secret_here"})
     assert out.returncode != 0 and "GitHub has no OpenID Connect login" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("next_path", ["//evil.example/x", "https://evil.example/", "/x\r\nSet-Cookie: a=b", "\\\\evil"])
+def test_no_open_redirect_or_header_injection_after_login(stalk_oidc, next_path):
+    status, headers, body = login(stalk_oidc, "alice@example.com", next_path=next_path)
+    assert status == 302, body
+    assert header(headers, "Location") == "/"
