@@ -139,6 +139,33 @@ def test_operator_and_csrf(secured, creds):
         "operator actions must be in the audit log"
 
 
+GET_ROUTES = ["/", "/workers", "/tasks", "/audit", "/worker/w@x", "/task/abc", "/static/app.css", "/metrics",
+              "/api/workers", "/api/tasks", "/api/task/types", "/api/queues/length", "/api/stalk/stats",
+              "/api/stalk/summary", "/api/task/info/abc", "/api/task/result/abc", "/api/stalk/inspect/stats"]
+POST_ROUTES = ["/api/task/abort/abc", "/api/task/apply/t.x?timeout=0.5", "/api/task/async-apply/t.x", "/api/task/send-task/t.x",
+               "/api/task/rate-limit/t.x", "/api/task/revoke/abc", "/api/task/timeout/t.x",
+               "/api/worker/pool/autoscale/nobody@x", "/api/worker/pool/grow/nobody@x",
+               "/api/worker/pool/restart/nobody@x", "/api/worker/pool/shrink/nobody@x",
+               "/api/worker/queue/add-consumer/nobody@x", "/api/worker/queue/cancel-consumer/nobody@x",
+               "/api/worker/shutdown/nobody@x"]
+
+
+def test_every_route_needs_credentials_and_the_right_role(secured, creds):
+    for path in GET_ROUTES + ["/api/admin/audit", "/api/events/stream"]:
+        assert call(secured, path)[0] == 401, path
+    for path in POST_ROUTES:
+        assert call(secured, path, method="POST")[0] == 401, path
+    for path in GET_ROUTES:
+        status, _, body = call(secured, path, token=creds["viewer_token"])
+        assert status not in (401, 403), (path, status, body)
+    for path in POST_ROUTES:
+        assert call(secured, path, method="POST", token=creds["viewer_token"])[0] == 403, path
+        status, _, body = call(secured, path, method="POST", token=creds["operator_token"])
+        assert status not in (401, 403, 429), (path, status, body)
+    assert call(secured, "/api/admin/audit", token=creds["operator_token"])[0] == 403
+    assert call(secured, "/healthcheck")[0] == 200
+
+
 def test_audit_log_records_who_did_what(secured, creds):
     task = str(uuid.uuid4())
     status, _, body = call(secured, f"/api/task/revoke/{task}", method="POST", token=creds["operator_token"])
