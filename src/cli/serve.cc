@@ -14,6 +14,7 @@
 #include "cli/store_setup.h"
 #include "common/log.h"
 #include "control/control_stack.h"
+#include "custom/custom_routes.h"
 #include "http/api_routes.h"
 #include "http/audit_routes.h"
 #include "http/control_routes.h"
@@ -158,6 +159,12 @@ int RunServe(ServeSettings s) {
   mo.max_workers = static_cast<size_t>(std::max(1, s.metrics_max_workers));
   Metrics metrics(mo);
   state.Write()->AddListener(&metrics);
+  // Custom events and worker-time cost (custom/): what Celery's state machine leaves out.
+  CustomEvents custom_events;
+  state.Write()->AddListener(&custom_events);
+  CostLedger cost_ledger;
+  state.Write()->AddListener(&cost_ledger);
+  const CustomApi custom_api{&custom_events, &cost_ledger, s.cost_per_worker_hour};
   LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
   state.Write()->AddListener(&live_feed);
   // Durable history (store/): restores recent tasks and workers before ingestion, then records.
@@ -258,6 +265,12 @@ int RunServe(ServeSettings s) {
   if (*store) {
     WireStoreApi(**store, ctx);
   }
+  ctx.task_extra_fields = [&custom_events](const std::string& id) { return custom_events.TaskJsonFields(id); };
+  ctx.render_metrics = [&custom_api, inner = std::move(ctx.render_metrics)](bool openmetrics) {
+    std::string text = inner(openmetrics);
+    AppendCustomMetrics(custom_api, openmetrics, text);
+    return text;
+  };
 
   Router router;
   AuthConfig auth_config{s.basic_auth, s.basic_auth_file, s.api_tokens_file,  s.metrics_public,
@@ -288,6 +301,7 @@ int RunServe(ServeSettings s) {
   RegisterReadApi(router, ctx);
   RegisterControlApi(router, control_ctx);
   RegisterAuditApi(router, audit_api);
+  RegisterCustomApi(router, custom_api);
   if ((*guard)->oidc()) {
     RegisterOidcRoutes(router, *(*guard)->oidc());
   }

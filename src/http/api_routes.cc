@@ -127,23 +127,42 @@ HttpResponse ListTasks(const ApiContext& ctx, const HttpRequest& req) {
   return HttpResponse::Json(w.Take());
 }
 
+// Adds `fields` ("\"a\":1,\"b\":2") to a JSON object's text.
+std::string Splice(std::string object, const std::string& fields) {
+  if (fields.empty() || object.size() < 2 || object.back() != '}') {
+    return object;
+  }
+  object.pop_back();
+  if (object.back() != '{') {
+    object += ',';
+  }
+  object += fields;
+  object += '}';
+  return object;
+}
+
 HttpResponse TaskInfo(const ApiContext& ctx, const std::string& id) {
+  std::optional<std::string> json;
   {
     auto st = ctx.state->Read();
     if (const Task* t = st->FindTask(id)) {
       JsonWriter w;
       WriteTaskJson(*st, *t, w, /*with_task_id=*/true);
-      return HttpResponse::Json(w.Take());
+      json = w.Take();
     }
   }
   // Not in memory (evicted, or from before a restart beyond --max_tasks): the durable history, read
   // without the state lock held.
-  if (ctx.stored_task_json) {
-    if (auto json = ctx.stored_task_json(id)) {
-      return HttpResponse::Json(std::move(*json));
-    }
+  if (!json && ctx.stored_task_json) {
+    json = ctx.stored_task_json(id);
   }
-  return HttpResponse::Error(404, "Unknown task '" + id + "'");
+  if (!json) {
+    return HttpResponse::Error(404, "Unknown task '" + id + "'");
+  }
+  if (ctx.task_extra_fields) {
+    json = Splice(std::move(*json), ctx.task_extra_fields(id));
+  }
+  return HttpResponse::Json(std::move(*json));
 }
 
 HttpResponse TaskTypes(const ApiContext& ctx) {

@@ -49,6 +49,8 @@ struct ApiContext {
   // store_problem: why the store is degraded, or nullopt — /healthcheck stays 200 "OK (store
   // degraded: <why>)" since the live API still works.
   std::function<std::optional<std::string>(std::string_view id)> stored_task_json;
+  // Extra fields spliced into /api/task/info's object (custom events, progress); "" for none.
+  std::function<std::string(const std::string& id)> task_extra_fields;
   std::function<void(JsonWriter&)> extra_stats;
   std::function<std::optional<std::string>()> store_problem;
   std::function<double()> now;  // wall clock, injectable for tests

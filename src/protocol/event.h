@@ -63,6 +63,11 @@ struct Event {
   std::optional<int64_t> active, processed;
   std::optional<std::array<double, 3>> loadavg;
   OptStr sw_ident, sw_ver, sw_sys;
+
+  // Custom events (task-xyz Celery does not define, worker-xyz likewise, any other type): the whole
+  // event object as minified JSON, so its own fields (progress, order id, tenant...) are not lost.
+  // Empty for Celery's own event types (the hot path does not pay for it).
+  std::string_view custom_json;
 };
 
 }  // namespace stalk

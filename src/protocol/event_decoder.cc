@@ -339,6 +339,10 @@ bool EventDecoder::FillEvent(object obj, Event& ev, RejectReason& why) {
     return false;
   }
   ev.kind = ClassifyEventType(ev.type);
+  if (ev.kind == EventKind::kTaskCustom || ev.kind == EventKind::kWorkerCustom || ev.kind == EventKind::kOther) {
+    scratch_.push_back(simdjson::minify(obj));
+    ev.custom_json = scratch_.back();
+  }
   if (IsTaskEvent(ev.kind) && ev.uuid.empty()) {
     why = RejectReason::kMissingField;
     return false;

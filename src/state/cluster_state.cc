@@ -499,6 +499,9 @@ void ClusterState::Apply(const Event& ev, double local_received) {
     ApplyWorker(ev, local_received);
   } else {
     ++counters_.other_events;
+    for (StateListener* l : listeners_) {
+      l->OnOtherEvent(*this, ev);
+    }
   }
 }
 

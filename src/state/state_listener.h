@@ -21,6 +21,8 @@ class StateListener {
   // A worker stopped being alive (offline event or heartbeat expiry).
   virtual void OnWorkerOffline(const ClusterState& /*state*/, const Worker& /*worker*/, size_t /*lost*/) {}
   virtual void OnTaskEvicted(const ClusterState& /*state*/, const Task& /*task*/) {}
+  // An event that is neither a task nor a worker event (an application's own, e.g. "order-paid").
+  virtual void OnOtherEvent(const ClusterState& /*state*/, const Event& /*ev*/) {}
 };
 
 }  // namespace stalk

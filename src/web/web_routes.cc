@@ -107,6 +107,7 @@ void RegisterWebRoutes(Router& r, LiveFeed& feed, const WebOptions& options) {
   r.GetPrefix("/worker/", PageHandler("pages/worker.html", options));
   r.Get("/tasks", PageHandler("pages/tasks.html", options));
   r.Get("/audit", PageHandler("pages/audit.html", options));
+  r.Get("/cost", PageHandler("pages/cost.html", options));
   r.GetPrefix("/task/", PageHandler("pages/task.html", options));
   r.GetPrefix("/static/", StaticFile);
   r.Get("/api/stalk/summary", [&feed](const HttpRequest&, const std::string&) {

@@ -17,7 +17,22 @@
   ];
   const TIME_FIELDS = new Set(EVENTS.map((e) => e[0]).concat(['timestamp']));
   const CODE_FIELDS = new Set(['args', 'kwargs', 'result', 'exception', 'eta', 'expires']);
-  const SHOWN_ELSEWHERE = new Set(['traceback', 'children', 'task-id']);
+  const SHOWN_ELSEWHERE = new Set(['traceback', 'children', 'task-id', 'custom_events', 'custom_events_total']);
+
+  function renderCustom(t) {
+    const events = t.custom_events || [];
+    $('custom-section').hidden = !events.length;
+    const total = t.custom_events_total || events.length;
+    $('custom-progress').textContent = (t.progress !== null && t.progress !== undefined ? `progress ${Math.round(t.progress)}% · ` : '') +
+        (total > events.length ? `last ${events.length} of ${total}` : `${total}`);
+    $('custom-events').tBodies[0].replaceChildren(...events.map((e) => el('tr', {}, [
+      el('td', {text: fmtTime(e.timestamp)}),
+      el('td', {text: e.type}),
+      el('td', {}, [e.hostname ? workerLink(e.hostname) : '']),
+      el('td', {}, [el('pre', {text: JSON.stringify(Object.fromEntries(Object.entries(e.fields || {}).filter(([k]) =>
+          !['type', 'uuid', 'hostname', 'timestamp', 'clock', 'pid', 'utcoffset', 'local_received'].includes(k))))})]),
+    ])));
+  }
 
   function renderTimeline(t) {
     const events = EVENTS.filter(([key]) => t[key]).map(([key, label]) => [t[key], key, label]);
@@ -51,6 +66,7 @@
     document.title = (t.name || id) + ' — Stalk';
     $('task-state').replaceChildren(stateBadge(t.state), t.lost ? el('span', {className: 'badge lost', text: 'lost'}) : '');
     renderTimeline(t);
+    renderCustom(t);
     $('traceback-section').hidden = !t.traceback;
     $('traceback').textContent = t.traceback || '';
     const rel = [];
