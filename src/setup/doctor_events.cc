@@ -25,15 +25,17 @@ void Record(const nlohmann::json& ev, double arrived, EventWatchResult& out) {
   }
   if (host.empty()) return;
   WorkerSeen& w = out.workers[host];
-  if (ev.contains("timestamp") && ev["timestamp"].is_number()) {
-    w.max_skew = std::max(w.max_skew, std::fabs(arrived - ev["timestamp"].get<double>()));
-  }
   if (type.rfind("task-", 0) == 0) {
     ++w.task_events;
     return;
   }
   if (type.rfind("worker-", 0) != 0) return;
   ++w.worker_events;
+  // Skew from worker events only: they are published at once, while prefork workers buffer task
+  // events, whose timestamps are then older than their arrival by the buffering time.
+  if (ev.contains("timestamp") && ev["timestamp"].is_number()) {
+    w.max_skew = std::max(w.max_skew, std::fabs(arrived - ev["timestamp"].get<double>()));
+  }
   if (type == "worker-offline") w.offline = true;
   if (type == "worker-heartbeat" || type == "worker-online") {
     if (type == "worker-heartbeat") ++w.heartbeats;

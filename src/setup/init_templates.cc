@@ -49,6 +49,10 @@ std::map<std::string, std::string> Vars(const ProjectInfo& info, InitProfile p) 
       {"broker_url", BrokerPlaceholder(info.broker, p)},
       {"address", dev ? "127.0.0.1" : "0.0.0.0"},
       {"host", dev ? "127.0.0.1" : "<this host>"},
+      // A broker on the same host starts first (After= on a unit that does not exist is ignored).
+      {"broker_unit", info.broker == BrokerKind::kAmqp ? " rabbitmq-server.service"
+                      : info.broker == BrokerKind::kSqs ? ""
+                                                        : " redis-server.service"},
       {"scheme", prod ? "https" : "http"},
       {"app", info.app_module.empty() ? "proj" : info.app_module},
   };
@@ -151,18 +155,20 @@ ENV STALK_ADDRESS=0.0.0.0 \
     STALK_PORT=5555 \
     STALK_DB=/data/stalk.db
 EXPOSE 5555
-HEALTHCHECK --interval=30s --timeout=5s CMD ["/usr/local/bin/stalk", "version"]
+# Healthy while the port accepts connections (the image has no curl; /healthcheck needs auth off).
+HEALTHCHECK --interval=30s --timeout=5s CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5555"]
 ENTRYPOINT ["/usr/local/bin/stalk", "serve"]
 )~";
 
 constexpr const char* kSystemdUnit = R"~(# stalk.service: Stalk for {{project}} (profile: {{profile}}). Written by `stalk init`.
 # Install: copy the project to /srv/{{project}}, the binary to /usr/local/bin/stalk, then
+#   sudo useradd --system --no-create-home stalk && sudo chown -R stalk: /srv/{{project}}
 #   sudo cp stalk.service /etc/systemd/system/stalk-{{project}}.service
 #   sudo systemctl daemon-reload && sudo systemctl enable --now stalk-{{project}}
 [Unit]
 Description=Stalk: Celery monitoring for {{project}}
 Wants=network-online.target
-After=network-online.target redis-server.service rabbitmq-server.service
+After=network-online.target{{broker_unit}}
 
 [Service]
 Type=simple

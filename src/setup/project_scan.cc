@@ -51,7 +51,7 @@ bool Classify(const fs::path& rel, FileKind& kind) {
   }
   if (name == "start_stalk.sh" || name == "stalk.service") return false;  // ours
   if (rel.extension() == ".sh" || name == "Procfile" || name == "Makefile" || rel.extension() == ".service" ||
-      (name.rfind("docker-compose", 0) == 0 && (rel.extension() == ".yml" || rel.extension() == ".yaml")) ||
+      name == "Dockerfile" || (name.rfind("docker-compose", 0) == 0 && (rel.extension() == ".yml" || rel.extension() == ".yaml")) ||
       name == "compose.yml" || name == "compose.yaml" || (name.rfind("supervisor", 0) == 0 && rel.extension() == ".conf")) {
     kind = FileKind::kScript;
     return true;
@@ -181,7 +181,7 @@ ProjectInfo ScanProject(const std::string& dir) {
   static const std::regex kDjangoNs(R"(config_from_object\(\s*['"]django\.conf:settings['"].*namespace\s*=\s*['"]CELERY['"])");
   static const std::regex kConfigObject(R"(config_from_object\(\s*['"]([A-Za-z0-9_.]+)['"])");
   static const std::regex kEnvKey(R"(^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$)");
-  static const std::regex kEventsFlag(R"((^|\s)(-E|--events|--task-events)(\s|$|["',\]]))");
+  static const std::regex kEventsFlag(R"((^|[\s"',\[])(-E|--events|--task-events)(\s|$|["',\]]))");
   bool legacy_seen = false;
   std::string config_object;
   BrokerKind literal_kind = BrokerKind::kUnknown, requirement_kind = BrokerKind::kUnknown, env_kind = BrokerKind::kUnknown;
