@@ -11,6 +11,7 @@ PACKAGES=(
   libssl-dev libcrypt-dev  # auth: SHA-256/CSPRNG/CRYPTO_memcmp, bcrypt via libxcrypt crypt_r
   libsqlite3-dev libpq-dev  # store: durable history (SQLite default, PostgreSQL shared)
   sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
+  shellcheck                # stalk init tests: the written start_stalk.sh
   # real peers for tests and the demo
   redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
   # OpenMetrics parser for tests/unit/metrics_test.cc and tests/integration/test_metrics.py

@@ -329,3 +329,23 @@ def test_alert_rules_use_only_exported_metrics(inited, exported_metric_names):
     for expr in exprs:
         unknown = referenced_metrics(expr) - exported_metric_names
         assert not unknown, f"{expr} uses {unknown}"
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck not installed")
+def test_start_script_shellcheck(inited):
+    for case, _, _ in CASES:
+        project, _ = inited[case]
+        proc = subprocess.run(["shellcheck", str(project / "start_stalk.sh")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_systemd_unit_verifies(inited):
+    for case, _, _ in CASES:
+        project, _ = inited[case]
+        proc = subprocess.run(["systemd-analyze", "verify", str(project / "stalk.service")],
+                              capture_output=True, text=True, timeout=60)
+        # The binary is not installed here; anything else is a real complaint about the unit.
+        problems = [line for line in (proc.stdout + proc.stderr).splitlines()
+                    if line.strip() and "/usr/local/bin/stalk is not executable" not in line]
+        assert not problems, problems
