@@ -59,13 +59,16 @@ int main(int argc, char** argv) {
   DoctorOptions doctor;
   CLI::App* doctor_cmd = app.add_subcommand("doctor", "Check a running Celery + Stalk setup; --fix switches task events on");
   doctor_cmd->add_option("--broker", doctor.broker, "Broker URL")->envname("CELERY_BROKER_URL")->required();
-  doctor_cmd->add_option("--result-backend,--result_backend", doctor.result_backend, "Result backend URL (default: the broker)");
+  doctor_cmd->add_option("--result-backend,--result_backend", doctor.result_backend, "Result backend URL (default: the broker)")
+      ->envname("STALK_RESULT_BACKEND");
+  doctor_cmd->add_option("--stalk-url", doctor.stalk_url, "A running stalk serve to check (/healthcheck), e.g. http://127.0.0.1:5555");
   doctor_cmd->add_option("--db", doctor.db, "Stalk's store (SQLite file checked with quick_check)")->envname("STALK_DB")->capture_default_str();
   doctor_cmd->add_option("--address", doctor.address, "Address Stalk binds (auth is required off loopback)")
       ->envname("STALK_ADDRESS")->capture_default_str();
   doctor_cmd->add_option("--timeout", doctor.timeout, "Seconds to watch the event stream")->capture_default_str()->check(CLI::Range(0.5, 600.0));
-  doctor_cmd->add_option("--global_keyprefix", doctor.global_keyprefix, "kombu global_keyprefix");
-  doctor_cmd->add_option("--fanout_prefix", doctor.fanout_prefix, "kombu fanout_prefix")->capture_default_str();
+  doctor_cmd->add_option("--global_keyprefix", doctor.global_keyprefix, "kombu global_keyprefix")->envname("STALK_GLOBAL_KEYPREFIX");
+  doctor_cmd->add_option("--fanout_prefix", doctor.fanout_prefix, "kombu fanout_prefix")
+      ->envname("STALK_FANOUT_PREFIX")->capture_default_str();
   doctor_cmd->add_flag("--fix", doctor.fix, "Broadcast enable_events to workers that send no task events, then re-check");
 
   app.add_subcommand("version", "Print the version");

@@ -17,6 +17,7 @@
 #include "control/redis_control_transport.h"
 #include "setup/doctor_checks.h"
 #include "setup/doctor_events.h"
+#include "setup/stalk_probe.h"
 #include "transport/broker_url.h"
 
 namespace stalk {
@@ -240,6 +241,7 @@ int RunDoctor(const DoctorOptions& o) {
   } else {
     print({"result backend reachable", CheckStatus::kSkip, "not checked (broker not supported)", ""});
   }
+  print(CheckStalkServer(o.stalk_url, timeout_ms));
   print(CheckStore(o.db));
   print(CheckAuth(o.address));
 

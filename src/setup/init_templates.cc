@@ -350,7 +350,8 @@ The dashboard and API are on {{scheme}}://{{host}}:5555/, Prometheus metrics on 
 `celery -A {{app}} worker -E`), and `task_send_sent_event = True` shows queued tasks. Check the whole
 chain with:
 
-    stalk doctor --broker "$CELERY_BROKER_URL"          # add --fix to switch task events on
+    set -a; . ./.env; set +a
+    stalk doctor --stalk-url {{scheme}}://127.0.0.1:5555     # add --fix to switch task events on
 
 **Prometheus and Grafana**
 

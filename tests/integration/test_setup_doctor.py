@@ -154,3 +154,29 @@ def test_store_and_auth_checks(stalk_bin, redis_server, tmp_path):
     with_auth = doctor(stalk_bin, *base, "--db", str(good), "--address", "0.0.0.0",
                        env={"STALK_BASIC_AUTH_FILE": str(tmp_path / "users")})
     assert line_of(with_auth.stdout, "auth for the bind address").startswith("PASS")
+
+
+def test_stalk_server_check(stalk_bin, stalk, redis_server, tmp_path):
+    base = ["--broker", redis_server.url, "--timeout", "0.5", "--db", str(tmp_path / "x.db")]
+    up = doctor(stalk_bin, *base, "--stalk-url", f"http://127.0.0.1:{stalk.port}")
+    assert line_of(up.stdout, "stalk serve healthy").startswith("PASS"), up.stdout
+    assert "/healthcheck: OK" in up.stdout
+    down = doctor(stalk_bin, *base, "--stalk-url", f"http://127.0.0.1:{harness.free_port()}")
+    assert line_of(down.stdout, "stalk serve healthy").startswith("FAIL"), down.stdout
+    assert line_of(doctor(stalk_bin, *base).stdout, "stalk serve healthy").startswith("SKIP")
+
+    # A Stalk whose broker is gone answers 503: doctor says so.
+    lost = harness.Stalk(stalk_bin, f"redis://127.0.0.1:{harness.free_port()}/0", tmp_path / "lost").start()
+    try:
+        def unhealthy():
+            lost.check_alive()
+            try:
+                return lost.request("/healthcheck", timeout=2).status == 503
+            except OSError:
+                return False
+        wait_for(unhealthy, 20, "the broker-less stalk to answer /healthcheck with 503")
+        r = doctor(stalk_bin, *base, "--stalk-url", f"http://127.0.0.1:{lost.port}/")
+        line = line_of(r.stdout, "stalk serve healthy")
+        assert line.startswith("FAIL") and "answers 503: broker unreachable" in line, r.stdout
+    finally:
+        lost.stop()
