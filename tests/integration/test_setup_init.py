@@ -349,3 +349,14 @@ def test_systemd_unit_verifies(inited):
         problems = [line for line in (proc.stdout + proc.stderr).splitlines()
                     if line.strip() and "/usr/local/bin/stalk is not executable" not in line]
         assert not problems, problems
+
+
+def test_warns_about_a_secret_in_a_file_it_touches(stalk_bin, tmp_path):
+    project = copy_project("billing", tmp_path)
+    (project / ".env.example").write_text("BROKER_PASSWORD=Zr8kQm2Tq9WvXe41\n")
+    (project / ".gitignore").write_text("*.pyc\n")
+    run = run_init(stalk_bin, project)
+    assert "warning: .env.example:1 holds a real-looking secret (BROKER_PASSWORD)" in run.stdout
+    assert "Zr8kQm2Tq9WvXe41" not in run.stdout + run.stderr
+    assert (project / ".env.example").read_text() == "BROKER_PASSWORD=Zr8kQm2Tq9WvXe41\n"  # kept
+    assert "Zr8kQm2Tq9WvXe41" not in (project / ".gitignore").read_text()
