@@ -10,6 +10,7 @@
 #include "setup/doctor_command.h"
 
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <set>
 #include <vector>
@@ -25,6 +26,7 @@ namespace {
 
 constexpr double kSkewWarnSeconds = 1.0;   // NTP keeps hosts well within this
 constexpr double kSkewFailSeconds = 10.0;  // beyond this, timelines and runtimes are visibly wrong
+constexpr int kCommandTimeoutMs = 3000;    // connect and single commands; the event window is --timeout
 
 std::string Join(const std::set<std::string>& names) {
   std::string out;
@@ -70,6 +72,155 @@ TaskEventVerdict JudgeTaskEvents(const EventWatchResult& watch, const std::set<s
   return v;
 }
 
+constexpr const char* kSettingsFix =
+    "set worker_send_task_events = True (Django: CELERY_WORKER_SEND_TASK_EVENTS) or start workers with -E, so a "
+    "restart keeps them on";
+
+Check PingCheck(const Result<std::set<std::string>>& pinged) {
+  const std::string name = "workers answer ping";
+  if (!pinged) return {name, CheckStatus::kFail, pinged.error(), "check the broker"};
+  if (pinged->empty()) {
+    return {name, CheckStatus::kFail, "no worker answered a ping within 1 s",
+            "start a worker on this broker (celery -A proj worker -E); check that broker URL, db number and "
+            "global_keyprefix match the workers'"};
+  }
+  return {name, CheckStatus::kPass, std::to_string(pinged->size()) + ": " + Join(*pinged), ""};
+}
+
+Check EventsCheck(const EventWatchResult& watch, const std::set<std::string>& pinged, double seconds) {
+  const std::string name = "events arrive";
+  const std::string window = Fixed1(seconds) + " s";
+  if (watch.messages == 0) {
+    return {name, CheckStatus::kFail, "no event in " + window + (pinged.empty() ? "" : " although workers answer ping"),
+            pinged.empty() ? "start workers; make sure Stalk and the workers use the same broker, db and "
+                             "global_keyprefix/fanout_prefix"
+                           : "workers started with --without-heartbeat and without -E send nothing: drop "
+                             "--without-heartbeat, start them with -E, or run with --fix"};
+  }
+  std::set<std::string> senders;
+  for (const auto& [host, w] : watch.workers) senders.insert(host);
+  return {name, CheckStatus::kPass,
+          std::to_string(watch.messages) + " messages in " + window + " from " +
+              (senders.empty() ? std::string("clients only") : Join(senders)) +
+              (watch.undecodable ? " (" + std::to_string(watch.undecodable) + " undecodable)" : ""),
+          ""};
+}
+
+Check HeartbeatCheck(const EventWatchResult& watch, const std::set<std::string>& workers) {
+  const std::string name = "heartbeats fresh";
+  if (workers.empty()) return {name, CheckStatus::kSkip, "no worker seen", ""};
+  std::set<std::string> stale;
+  for (const auto& host : workers) {
+    auto it = watch.workers.find(host);
+    const bool ok = it != watch.workers.end() && it->second.last_heartbeat > 0 && !it->second.offline &&
+                    watch.ended - it->second.last_heartbeat <= 2 * it->second.freq + 0.5;
+    if (!ok) stale.insert(host);
+  }
+  if (!stale.empty()) {
+    return {name, CheckStatus::kFail, "no recent heartbeat from " + Join(stale),
+            "workers must run without --without-heartbeat; Stalk marks a worker offline after 2 missed heartbeats"};
+  }
+  return {name, CheckStatus::kPass, "every " + std::to_string(workers.size()) + " worker(s) within 2 x freq", ""};
+}
+
+Check SkewCheck(const EventWatchResult& watch) {
+  const std::string name = "clock skew";
+  if (watch.workers.empty()) return {name, CheckStatus::kSkip, "no worker event to compare", ""};
+  std::set<std::string> warn, fail;
+  double worst = 0;
+  for (const auto& [host, w] : watch.workers) {
+    worst = std::max(worst, w.max_skew);
+    if (w.max_skew > kSkewFailSeconds) fail.insert(host);
+    else if (w.max_skew > kSkewWarnSeconds) warn.insert(host);
+  }
+  if (fail.empty() && warn.empty()) return {name, CheckStatus::kPass, "at most " + Fixed1(worst) + " s (incl. delivery)", ""};
+  return {name, fail.empty() ? CheckStatus::kWarn : CheckStatus::kFail,
+          "up to " + Fixed1(worst) + " s between event timestamps and this host (" + Join(fail.empty() ? warn : fail) + ")",
+          "run NTP (chrony/systemd-timesyncd) on the workers and on Stalk's host"};
+}
+
+// --fix: enable_events at `targets`, then (for workers that were busy without task events) watch
+// the stream again. Sets `note` when the change lasts only until the workers restart.
+Check FixTaskEvents(const TaskEventVerdict& v, RedisControlTransport& control, const BrokerUrl& url,
+                    const EventWatchOptions& wopts, std::string& note) {
+  const std::string name = "workers send task events";
+  std::set<std::string> targets = v.off;
+  targets.insert(v.unknown.begin(), v.unknown.end());
+  ControlRequest enable{"enable_events"};
+  enable.reply = true;
+  enable.destination.assign(targets.begin(), targets.end());
+  auto replies = control.Broadcast(enable, CollectOptions{1000, 5000});
+  std::set<std::string> switched, already, failed = targets;
+  if (replies) {
+    for (const auto& r : *replies) {
+      const std::string ok = r.body.is_object() ? r.body.value("ok", "") : "";
+      if (ok.empty()) continue;
+      (ok.find("already") != std::string::npos ? already : switched).insert(r.hostname);
+      failed.erase(r.hostname);
+    }
+  }
+  if (!failed.empty()) {
+    return {name, CheckStatus::kFail,
+            "--fix: no reply to enable_events from " + Join(failed) + (replies ? std::string() : " (" + replies.error() + ")"),
+            kSettingsFix};
+  }
+  std::string detail = "--fix: ";
+  if (!switched.empty()) detail += "task events switched on at " + Join(switched);
+  if (!already.empty()) detail += std::string(switched.empty() ? "" : "; ") + "already on at " + Join(already);
+  if (!v.off.empty()) {  // the busy workers' task events should now be on the stream
+    auto again = WatchEvents(url, wopts);
+    TaskEventVerdict v2 = again ? JudgeTaskEvents(*again, v.off) : TaskEventVerdict{};
+    if (again && !v2.off.empty()) {
+      return {name, CheckStatus::kFail, detail + "; re-check: still none from " + Join(v2.off), kSettingsFix};
+    }
+    detail += again && !v2.on.empty() ? "; re-check: task events now arrive from " + Join(v2.on)
+                                      : "; re-check: no task ran, confirmed by the workers' replies";
+  }
+  if (!switched.empty()) note = std::string("enable_events lasts until the worker restarts; ") + kSettingsFix;
+  return {name, CheckStatus::kPass, detail, ""};
+}
+
+Check TaskEventsCheck(const TaskEventVerdict& v, bool workers_seen) {
+  const std::string name = "workers send task events";
+  if (!workers_seen) return {name, CheckStatus::kSkip, "no worker seen", ""};
+  if (v.off.empty() && v.unknown.empty()) return {name, CheckStatus::kPass, "task events from " + Join(v.on), ""};
+  if (!v.off.empty()) {
+    return {name, CheckStatus::kFail, "task events are off at " + Join(v.off) + ": they ran tasks but sent no task event",
+            std::string("stalk doctor --fix (enable_events, until the worker restarts); ") + kSettingsFix};
+  }
+  return {name, CheckStatus::kWarn, "not known for " + Join(v.unknown) + ": no task ran during the window",
+          std::string("run a task during the check, or stalk doctor --fix (switches them on if they are off); ") +
+              kSettingsFix};
+}
+
+// Everything that needs the broker: ping, the event window, and the verdicts drawn from it.
+void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::function<void(const Check&)>& print) {
+  const int timeout_ms = kCommandTimeoutMs;
+  RedisControlOptions copts;
+  copts.global_keyprefix = o.global_keyprefix;
+  copts.fanout_prefix = o.fanout_prefix;
+  RedisControlTransport control(url, copts);
+  auto pinged = PingWorkers(control);
+  print(PingCheck(pinged));
+  const std::set<std::string> pinged_names = pinged ? *pinged : std::set<std::string>{};
+  const EventWatchOptions wopts{o.global_keyprefix, o.fanout_prefix, o.timeout, timeout_ms};
+  auto watch = WatchEvents(url, wopts);
+  if (!watch) {
+    print({"events arrive", CheckStatus::kFail, watch.error(), "check the broker"});
+  } else {
+    std::set<std::string> workers = pinged_names;
+    for (const auto& [host, w] : watch->workers) workers.insert(host);
+    print(EventsCheck(*watch, pinged_names, o.timeout));
+    print(HeartbeatCheck(*watch, workers));
+    print(SkewCheck(*watch));
+    const TaskEventVerdict v = JudgeTaskEvents(*watch, workers);
+    std::string note;
+    const bool needs_fix = !workers.empty() && !(v.off.empty() && v.unknown.empty());
+    print(o.fix && needs_fix ? FixTaskEvents(v, control, url, wopts, note) : TaskEventsCheck(v, !workers.empty()));
+    if (!note.empty()) std::printf("      note: %s\n", note.c_str());
+  }
+}
+
 }  // namespace
 
 int RunDoctor(const DoctorOptions& o) {
@@ -77,7 +228,7 @@ int RunDoctor(const DoctorOptions& o) {
   auto url = ParseBrokerUrl(o.broker);
   std::printf("stalk doctor: broker %s, watching events for %s s%s\n\n",
               url ? url->Redacted().c_str() : "(invalid)", Fixed1(o.timeout).c_str(), o.fix ? ", --fix" : "");
-  const int timeout_ms = 3000;
+  const int timeout_ms = kCommandTimeoutMs;
   auto print = [&](const Check& c) {
     std::fputs(FormatCheck(c).c_str(), stdout);
     std::fflush(stdout);
@@ -93,154 +244,9 @@ int RunDoctor(const DoctorOptions& o) {
   } else {
     Check reach = CheckRedisReachable("broker reachable", o.broker, timeout_ms);
     print(reach);
-    if (reach.status == CheckStatus::kPass) {
-      RedisControlOptions copts;
-      copts.global_keyprefix = o.global_keyprefix;
-      copts.fanout_prefix = o.fanout_prefix;
-      RedisControlTransport control(*url, copts);
-      auto pinged = PingWorkers(control);
-      std::set<std::string> pinged_names = pinged ? *pinged : std::set<std::string>{};
-      if (!pinged) {
-        print({"workers answer ping", CheckStatus::kFail, pinged.error(), "check the broker"});
-      } else if (pinged_names.empty()) {
-        print({"workers answer ping", CheckStatus::kFail, "no worker answered a ping within 1 s",
-               "start a worker on this broker (celery -A proj worker -E); check that broker URL, db number and "
-               "global_keyprefix match the workers'"});
-      } else {
-        print({"workers answer ping", CheckStatus::kPass, std::to_string(pinged_names.size()) + ": " + Join(pinged_names), ""});
-      }
-
-      EventWatchOptions wopts{o.global_keyprefix, o.fanout_prefix, o.timeout, timeout_ms};
-      auto watch = WatchEvents(*url, wopts);
-      if (!watch) {
-        print({"events arrive", CheckStatus::kFail, watch.error(), "check the broker"});
-      } else {
-        std::set<std::string> workers = pinged_names;
-        std::set<std::string> senders;
-        for (const auto& [name, w] : watch->workers) {
-          workers.insert(name);
-          senders.insert(name);
-        }
-        const std::string window = Fixed1(o.timeout) + " s";
-        if (watch->messages == 0) {
-          print({"events arrive", CheckStatus::kFail, "no event in " + window + (pinged_names.empty() ? "" : " although workers answer ping"),
-                 pinged_names.empty() ? "start workers; make sure Stalk and the workers use the same broker, db and "
-                                        "global_keyprefix/fanout_prefix"
-                                      : "workers started with --without-heartbeat and without -E send nothing: drop "
-                                        "--without-heartbeat, start them with -E, or run with --fix"});
-        } else {
-          print({"events arrive", CheckStatus::kPass,
-                 std::to_string(watch->messages) + " messages in " + window + " from " +
-                     (senders.empty() ? std::string("clients only") : Join(senders)) +
-                     (watch->undecodable ? " (" + std::to_string(watch->undecodable) + " undecodable)" : ""),
-                 ""});
-        }
-
-        // Heartbeat freshness and clock skew, per worker.
-        std::set<std::string> stale, fresh, skew_warn, skew_fail;
-        double worst_skew = 0;
-        for (const auto& name : workers) {
-          auto it = watch->workers.find(name);
-          const bool ok = it != watch->workers.end() && it->second.last_heartbeat > 0 && !it->second.offline &&
-                          watch->ended - it->second.last_heartbeat <= 2 * it->second.freq + 0.5;
-          (ok ? fresh : stale).insert(name);
-          if (it != watch->workers.end()) {
-            worst_skew = std::max(worst_skew, it->second.max_skew);
-            if (it->second.max_skew > kSkewFailSeconds) skew_fail.insert(name);
-            else if (it->second.max_skew > kSkewWarnSeconds) skew_warn.insert(name);
-          }
-        }
-        if (workers.empty()) {
-          print({"heartbeats fresh", CheckStatus::kSkip, "no worker seen", ""});
-        } else if (!stale.empty()) {
-          print({"heartbeats fresh", CheckStatus::kFail, "no recent heartbeat from " + Join(stale),
-                 "workers must run without --without-heartbeat; Stalk marks a worker offline after 2 missed heartbeats"});
-        } else {
-          print({"heartbeats fresh", CheckStatus::kPass, "every " + std::to_string(fresh.size()) + " worker(s) within 2 x freq", ""});
-        }
-        if (senders.empty()) {
-          print({"clock skew", CheckStatus::kSkip, "no worker event to compare", ""});
-        } else if (!skew_fail.empty() || !skew_warn.empty()) {
-          print({"clock skew", skew_fail.empty() ? CheckStatus::kWarn : CheckStatus::kFail,
-                 "up to " + Fixed1(worst_skew) + " s between event timestamps and this host (" + Join(skew_fail.empty() ? skew_warn : skew_fail) + ")",
-                 "run NTP (chrony/systemd-timesyncd) on the workers and on Stalk's host"});
-        } else {
-          print({"clock skew", CheckStatus::kPass, "at most " + Fixed1(worst_skew) + " s (incl. delivery)", ""});
-        }
-
-        // Task events.
-        TaskEventVerdict v = JudgeTaskEvents(*watch, workers);
-        const std::string settings_fix =
-            "set worker_send_task_events = True (Django: CELERY_WORKER_SEND_TASK_EVENTS) or start workers with -E, so a "
-            "restart keeps them on";
-        if (workers.empty()) {
-          print({"workers send task events", CheckStatus::kSkip, "no worker seen", ""});
-        } else if (v.off.empty() && v.unknown.empty()) {
-          print({"workers send task events", CheckStatus::kPass, "task events from " + Join(v.on), ""});
-        } else if (!o.fix) {
-          if (!v.off.empty()) {
-            print({"workers send task events", CheckStatus::kFail,
-                   "task events are off at " + Join(v.off) + ": they ran tasks but sent no task event",
-                   "stalk doctor --fix (enable_events, until the worker restarts); " + settings_fix});
-          } else {
-            print({"workers send task events", CheckStatus::kWarn,
-                   "not known for " + Join(v.unknown) + ": no task ran during the window",
-                   "run a task during the check, or stalk doctor --fix (switches them on if they are off); " + settings_fix});
-          }
-        } else {
-          std::set<std::string> targets = v.off;
-          targets.insert(v.unknown.begin(), v.unknown.end());
-          ControlRequest enable{"enable_events"};
-          enable.reply = true;
-          enable.destination.assign(targets.begin(), targets.end());
-          auto replies = control.Broadcast(enable, CollectOptions{1000, 5000});
-          std::set<std::string> switched, already, failed = targets;
-          if (replies) {
-            for (const auto& r : *replies) {
-              const std::string ok = r.body.is_object() ? r.body.value("ok", "") : "";
-              if (ok.find("already") != std::string::npos) already.insert(r.hostname);
-              else if (!ok.empty()) switched.insert(r.hostname);
-              else continue;
-              failed.erase(r.hostname);
-            }
-          }
-          if (!failed.empty()) {
-            print({"workers send task events", CheckStatus::kFail,
-                   "--fix: no reply to enable_events from " + Join(failed) +
-                       (replies ? std::string() : " (" + replies.error() + ")"),
-                   settings_fix});
-          } else {
-            std::string detail = "--fix: ";
-            if (!switched.empty()) detail += "task events switched on at " + Join(switched);
-            if (!already.empty()) detail += std::string(switched.empty() ? "" : "; ") + "already on at " + Join(already);
-            std::string still_off;
-            // Re-check: the stream should now carry task events from the busy workers.
-            if (!v.off.empty()) {
-              auto again = WatchEvents(*url, wopts);
-              TaskEventVerdict v2 = again ? JudgeTaskEvents(*again, v.off) : TaskEventVerdict{};
-              if (again && !v2.on.empty()) detail += "; re-check: task events now arrive from " + Join(v2.on);
-              else if (again && !v2.off.empty()) still_off = Join(v2.off);
-              else detail += "; re-check: no task ran, confirmed by the workers' replies";
-            }
-            if (!still_off.empty()) {
-              print({"workers send task events", CheckStatus::kFail, detail + "; re-check: still none from " + still_off,
-                     settings_fix});
-            } else {
-              print({"workers send task events", CheckStatus::kPass, detail, ""});
-            }
-            if (!switched.empty() && still_off.empty()) {
-              std::printf("      note: enable_events lasts until the worker restarts; %s\n", settings_fix.c_str());
-            }
-          }
-        }
-      }
-    }
+    if (reach.status == CheckStatus::kPass) StreamChecks(o, *url, print);
   }
-  if (url && url->kind == BrokerUrl::Kind::kRedis) {
-    print(CheckResultBackend(o.result_backend, o.broker, timeout_ms));
-  } else {
-    print({"result backend reachable", CheckStatus::kSkip, "not checked (broker not supported)", ""});
-  }
+  print(CheckResultBackend(o.result_backend, o.broker, timeout_ms));  // RabbitMQ + Redis backend is common
   print(CheckStalkServer(o.stalk_url, timeout_ms));
   print(CheckStore(o.db));
   print(CheckAuth(o.address));
