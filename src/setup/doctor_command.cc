@@ -3,14 +3,15 @@
 // judge each worker from what it sent, then the checks that need no stream.
 //
 // Whether a worker sends task events cannot be asked (-E is not in its conf, and heartbeats carry
-// no flag), so it is judged from the stream: task events from it → on; heartbeats whose `processed`
-// counter grew (or `active` > 0) without any task event → off (FAIL); an idle worker → not known
-// (WARN). --fix settles it either way: the reply to `enable_events` says "task events enabled" (they
+// no flag), so it is judged from what it did during the window: task events from it → on; tasks
+// processed (its `stats` total or its heartbeats' `processed` counter grew, or `active` > 0) without
+// any task event → off (FAIL); an idle worker → not known (WARN). --fix settles it either way: the reply to `enable_events` says "task events enabled" (they
 // were off) or "already enabled".
 #include "setup/doctor_command.h"
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <cstdio>
 #include <set>
 #include <vector>
@@ -55,21 +56,54 @@ struct TaskEventVerdict {
   std::set<std::string> on, off, unknown;
 };
 
-TaskEventVerdict JudgeTaskEvents(const EventWatchResult& watch, const std::set<std::string>& workers) {
+// Tasks each worker has processed so far: the sum of `total` in its `stats` reply (Celery's
+// `inspect stats`). Read before and after the window, it shows which workers ran tasks even when
+// only one heartbeat (whose `processed` counter says the same) arrived.
+std::map<std::string, long long> ProcessedTotals(RedisControlTransport& control) {
+  ControlRequest stats{"stats"};
+  stats.reply = true;
+  std::map<std::string, long long> out;
+  auto replies = control.Broadcast(stats, CollectOptions{1000, 3000});
+  if (!replies) return out;
+  for (const auto& r : *replies) {
+    long long sum = 0;
+    if (r.body.is_object() && r.body.contains("total") && r.body["total"].is_object()) {
+      for (const auto& [task, count] : r.body["total"].items()) {
+        if (count.is_number_integer()) sum += count.get<long long>();
+      }
+    }
+    out[r.hostname] = sum;
+  }
+  return out;
+}
+
+// `ran`: workers known to have processed tasks during the window (from `stats`).
+TaskEventVerdict JudgeTaskEvents(const EventWatchResult& watch, const std::set<std::string>& workers,
+                                 const std::set<std::string>& ran = {}) {
   TaskEventVerdict v;
   for (const auto& name : workers) {
     auto it = watch.workers.find(name);
-    if (it == watch.workers.end()) {
-      v.unknown.insert(name);
+    if (it != watch.workers.end() && it->second.task_events > 0) {
+      v.on.insert(name);
       continue;
     }
-    const WorkerSeen& w = it->second;
-    const bool busy = w.active_max > 0 || (w.processed_first >= 0 && w.processed_last > w.processed_first);
-    if (w.task_events > 0) v.on.insert(name);
-    else if (busy) v.off.insert(name);
-    else v.unknown.insert(name);
+    bool busy = ran.count(name) > 0;
+    if (it != watch.workers.end()) {
+      const WorkerSeen& w = it->second;
+      busy = busy || w.active_max > 0 || (w.processed_first >= 0 && w.processed_last > w.processed_first);
+    }
+    (busy ? v.off : v.unknown).insert(name);
   }
   return v;
+}
+
+std::set<std::string> Ran(const std::map<std::string, long long>& before, const std::map<std::string, long long>& after) {
+  std::set<std::string> out;
+  for (const auto& [host, total] : after) {
+    auto it = before.find(host);
+    if (it != before.end() && total > it->second) out.insert(host);
+  }
+  return out;
 }
 
 constexpr const char* kSettingsFix =
@@ -168,8 +202,9 @@ Check FixTaskEvents(const TaskEventVerdict& v, RedisControlTransport& control, c
   if (!switched.empty()) detail += "task events switched on at " + Join(switched);
   if (!already.empty()) detail += std::string(switched.empty() ? "" : "; ") + "already on at " + Join(already);
   if (!v.off.empty()) {  // the busy workers' task events should now be on the stream
+    const auto before = ProcessedTotals(control);
     auto again = WatchEvents(url, wopts);
-    TaskEventVerdict v2 = again ? JudgeTaskEvents(*again, v.off) : TaskEventVerdict{};
+    TaskEventVerdict v2 = again ? JudgeTaskEvents(*again, v.off, Ran(before, ProcessedTotals(control))) : TaskEventVerdict{};
     if (again && !v2.off.empty()) {
       return {name, CheckStatus::kFail, detail + "; re-check: still none from " + Join(v2.off), kSettingsFix};
     }
@@ -204,6 +239,7 @@ void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::funct
   print(PingCheck(pinged));
   const std::set<std::string> pinged_names = pinged ? *pinged : std::set<std::string>{};
   const EventWatchOptions wopts{o.global_keyprefix, o.fanout_prefix, o.timeout, timeout_ms};
+  const auto totals_before = ProcessedTotals(control);
   auto watch = WatchEvents(url, wopts);
   if (!watch) {
     print({"events arrive", CheckStatus::kFail, watch.error(), "check the broker"});
@@ -213,7 +249,7 @@ void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::funct
     print(EventsCheck(*watch, pinged_names, o.timeout));
     print(HeartbeatCheck(*watch, workers));
     print(SkewCheck(*watch));
-    const TaskEventVerdict v = JudgeTaskEvents(*watch, workers);
+    const TaskEventVerdict v = JudgeTaskEvents(*watch, workers, Ran(totals_before, ProcessedTotals(control)));
     std::string note;
     const bool needs_fix = !workers.empty() && !(v.off.empty() && v.unknown.empty());
     print(o.fix && needs_fix ? FixTaskEvents(v, control, url, wopts, note) : TaskEventsCheck(v, !workers.empty()));
