@@ -92,10 +92,12 @@ bool HttpGet(const std::string& host, const std::string& port, const std::string
 Check CheckStalkServer(const std::string& url, int timeout_ms) {
   const std::string name = "stalk serve healthy";
   if (url.empty()) return {name, CheckStatus::kSkip, "no --stalk-url given", "pass --stalk-url http://127.0.0.1:5555"};
-  static const std::regex kUrl(R"(^(https?)://(\[[^\]]+\]|[^/:]+)(?::(\d+))?(/.*)?$)");
+  // No user:password@ part: a URL that could carry a credential is refused, and never echoed.
+  static const std::regex kUrl(R"(^(https?)://(\[[^\]]+\]|[^/:@]+)(?::(\d+))?(/[^@]*)?$)");
   std::smatch m;
   if (!std::regex_match(url, m, kUrl)) {
-    return {name, CheckStatus::kFail, "bad URL " + url, "give a URL like http://127.0.0.1:5555"};
+    return {name, CheckStatus::kFail, "--stalk-url is not http://host[:port][/prefix] (credentials in it are not accepted)",
+            "give a URL like http://127.0.0.1:5555"};
   }
   if (m[1] == "https") return {name, CheckStatus::kSkip, "https:// is not checked by doctor", "curl -fsS " + url + "/healthcheck"};
   std::string host = m[2].str();

@@ -164,6 +164,8 @@ def test_stalk_server_check(stalk_bin, stalk, redis_server, tmp_path):
     down = doctor(stalk_bin, *base, "--stalk-url", f"http://127.0.0.1:{harness.free_port()}")
     assert line_of(down.stdout, "stalk serve healthy").startswith("FAIL"), down.stdout
     assert line_of(doctor(stalk_bin, *base).stdout, "stalk serve healthy").startswith("SKIP")
+    creds = doctor(stalk_bin, *base, "--stalk-url", f"http://admin:pw_Kx81q@127.0.0.1:{stalk.port}")
+    assert line_of(creds.stdout, "stalk serve healthy").startswith("FAIL") and "pw_Kx81q" not in creds.stdout
 
     # A Stalk whose broker is gone answers 503: doctor says so.
     lost = harness.Stalk(stalk_bin, f"redis://127.0.0.1:{harness.free_port()}/0", tmp_path / "lost").start()
