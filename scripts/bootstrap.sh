@@ -13,6 +13,7 @@ PACKAGES=(
   openssl python3-cryptography  # tests: self-signed certificates, the local OIDC provider signs id_tokens
   libsqlite3-dev libpq-dev  # store: durable history (SQLite default, PostgreSQL shared)
   sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
+  shellcheck                # stalk init tests: the written start_stalk.sh
   # real peers for tests and the demo
   redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
   # OpenMetrics parser for tests/unit/metrics_test.cc and tests/integration/test_metrics.py

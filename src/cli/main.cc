@@ -1,5 +1,5 @@
 // Stalk — Celery monitoring server.
-// Entry point: `stalk serve | capture | replay | version`.
+// Entry point: `stalk serve | capture | replay | init | doctor | hash-password | token | version`.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -9,6 +9,8 @@
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "common/log.h"
+#include "setup/doctor_command.h"
+#include "setup/init_command.h"
 
 int main(int argc, char** argv) {
   using namespace stalk;
@@ -46,6 +48,30 @@ int main(int argc, char** argv) {
   token_create_cmd->add_option("--role", token_role, "viewer, operator or admin")->capture_default_str();
   token_create_cmd->add_option("--label", token_label, "What the token is for (e.g. prometheus)")->required();
 
+  InitOptions init;
+  std::string init_profile = "development";
+  CLI::App* init_cmd = app.add_subcommand("init", "Set a Celery project up for monitoring (reads it, never runs it)");
+  init_cmd->add_option("project_dir", init.dir, "The Celery project's folder")->capture_default_str();
+  init_cmd->add_option("--profile", init_profile, "development, staging or production")
+      ->capture_default_str()->check(CLI::IsMember({"development", "dev", "staging", "production", "prod"}));
+  init_cmd->add_flag("--dry-run", init.dry_run, "Write nothing; print unified diffs of what would change");
+  init_cmd->add_flag("--force", init.force, "Overwrite files that exist with other content");
+
+  DoctorOptions doctor;
+  CLI::App* doctor_cmd = app.add_subcommand("doctor", "Check a running Celery + Stalk setup; --fix switches task events on");
+  doctor_cmd->add_option("--broker", doctor.broker, "Broker URL")->envname("CELERY_BROKER_URL")->required();
+  doctor_cmd->add_option("--result-backend,--result_backend", doctor.result_backend, "Result backend URL (default: the broker)")
+      ->envname("STALK_RESULT_BACKEND");
+  doctor_cmd->add_option("--stalk-url", doctor.stalk_url, "A running stalk serve to check (/healthcheck), e.g. http://127.0.0.1:5555");
+  doctor_cmd->add_option("--db", doctor.db, "Stalk's store (SQLite file checked with quick_check)")->envname("STALK_DB")->capture_default_str();
+  doctor_cmd->add_option("--address", doctor.address, "Address Stalk binds (auth is required off loopback)")
+      ->envname("STALK_ADDRESS")->capture_default_str();
+  doctor_cmd->add_option("--timeout", doctor.timeout, "Seconds to watch the event stream")->capture_default_str()->check(CLI::Range(0.5, 600.0));
+  doctor_cmd->add_option("--global_keyprefix", doctor.global_keyprefix, "kombu global_keyprefix")->envname("STALK_GLOBAL_KEYPREFIX");
+  doctor_cmd->add_option("--fanout_prefix", doctor.fanout_prefix, "kombu fanout_prefix")
+      ->envname("STALK_FANOUT_PREFIX")->capture_default_str();
+  doctor_cmd->add_flag("--fix", doctor.fix, "Broadcast enable_events to workers that send no task events, then re-check");
+
   app.add_subcommand("version", "Print the version");
 
   // The issue tracker and most tools spell this flag with dashes; every other option follows Flower's
@@ -74,6 +100,13 @@ int main(int argc, char** argv) {
   }
   if (token_create_cmd->parsed()) {
     return RunTokenCreate(token_role, token_label);
+  }
+  if (init_cmd->parsed()) {
+    ParseInitProfile(init_profile, init.profile);
+    return RunInit(init);
+  }
+  if (doctor_cmd->parsed()) {
+    return RunDoctor(doctor);
   }
   if (replay_cmd->parsed()) {
     return RunReplay(replay);

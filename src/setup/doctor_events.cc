@@ -1,0 +1,102 @@
+// Stalk — Celery monitoring server.
+// EventWatch (see doctor_events.h). Celery 5 prefork workers buffer task events and publish them as
+// a JSON list in one message, so a body may be one event or a list of them.
+#include "setup/doctor_events.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "control/kombu_message.h"
+#include "transport/redis_connection.h"
+#include "transport/redis_event_source.h"
+
+namespace stalk {
+namespace {
+
+void Record(const nlohmann::json& ev, double arrived, EventWatchResult& out) {
+  if (!ev.is_object()) return;
+  const std::string type = ev.value("type", "");
+  const std::string host = ev.value("hostname", "");
+  if (type == "task-sent") {
+    ++out.task_sent;
+    return;
+  }
+  if (host.empty()) return;
+  WorkerSeen& w = out.workers[host];
+  if (type.rfind("task-", 0) == 0) {
+    ++w.task_events;
+    return;
+  }
+  if (type.rfind("worker-", 0) != 0) return;
+  ++w.worker_events;
+  // Skew from worker events only: they are published at once, while prefork workers buffer task
+  // events, whose timestamps are then older than their arrival by the buffering time.
+  if (ev.contains("timestamp") && ev["timestamp"].is_number()) {
+    w.max_skew = std::max(w.max_skew, std::fabs(arrived - ev["timestamp"].get<double>()));
+  }
+  if (type == "worker-offline") w.offline = true;
+  if (type == "worker-heartbeat" || type == "worker-online") {
+    if (type == "worker-heartbeat") ++w.heartbeats;
+    w.last_heartbeat = arrived;
+    w.offline = false;
+    if (ev.contains("freq") && ev["freq"].is_number()) w.freq = ev["freq"].get<double>();
+    if (ev.contains("processed") && ev["processed"].is_number_integer()) {
+      const long long p = ev["processed"].get<long long>();
+      if (w.processed_first < 0) w.processed_first = p;
+      w.processed_last = p;
+    }
+    if (ev.contains("active") && ev["active"].is_number_integer()) {
+      w.active_max = std::max(w.active_max, ev["active"].get<long long>());
+    }
+  }
+}
+
+}  // namespace
+
+double EpochSecondsNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptions& options) {
+  RedisConnection conn;
+  if (auto r = conn.Connect(url, options.connect_timeout_ms, false); !r) return Error{r.error()};
+  const std::string base = options.global_keyprefix + FormatFanoutPrefix(options.fanout_prefix, url.db) + "celeryev";
+  const std::string pattern = base + "/*";
+  if (auto r = conn.Send({"PSUBSCRIBE", pattern, base}); !r) return Error{r.error()};
+  EventWatchResult out;
+  out.started = EpochSecondsNow();
+  const double deadline = out.started + options.seconds;
+  auto sink = [&](std::string_view /*channel*/, std::string_view payload) {
+    ++out.messages;
+    const double arrived = EpochSecondsNow();
+    auto env = DecodeRedisEnvelope(payload);
+    if (!env) {
+      ++out.undecodable;
+      return;
+    }
+    auto body = nlohmann::json::parse(env->body, nullptr, false);
+    if (body.is_discarded()) {
+      ++out.undecodable;
+      return;
+    }
+    if (body.is_array()) {
+      for (const auto& ev : body) Record(ev, arrived, out);
+    } else {
+      Record(body, arrived, out);
+    }
+  };
+  for (double now = EpochSecondsNow(); now < deadline; now = EpochSecondsNow()) {
+    const int wait_ms = std::max(1, static_cast<int>((deadline - now) * 1000));
+    auto batch = conn.ReadPubSub(wait_ms, sink);
+    if (!batch) return Error{batch.error()};
+    if (batch->reply && batch->reply->type == REDIS_REPLY_ERROR) {
+      return Error{"PSUBSCRIBE failed: " + std::string(batch->reply->str, batch->reply->len)};
+    }
+  }
+  out.ended = EpochSecondsNow();
+  return out;
+}
+
+}  // namespace stalk
