@@ -94,15 +94,20 @@ STALK_BASIC_AUTH_FILE=/etc/stalk/users
 # API tokens, one `sha256:role:label` line each, from `stalk token create --role viewer --label prometheus`.
 STALK_API_TOKENS_FILE=/etc/stalk/api_tokens
 
-# TLS (Flower's option names: check `stalk serve --help` for the ones your version has).
+# TLS (Flower's option names).
 STALK_CERTFILE=/etc/stalk/tls/fullchain.pem
 STALK_KEYFILE=/etc/stalk/tls/privkey.pem
 
-# OpenID Connect login (Flower's option names).
+# OpenID Connect login (Flower's option names; the issuer is your provider's).
+STALK_AUTH_PROVIDER=oidc
+STALK_OIDC_ISSUER=https://sso.example.com/realms/ops
 STALK_AUTH=.*@example\.com
+STALK_OIDC_ROLE=operator
 STALK_OAUTH2_KEY=oidc_{{env}}_your_client_id_here
 STALK_OAUTH2_SECRET=oidc_{{env}}_your_client_secret_here
 STALK_OAUTH2_REDIRECT_URI=https://stalk.example.com/login
+# Signs login session cookies (32+ characters).
+STALK_COOKIE_SECRET=stalk_{{env}}_your_cookie_secret_here_32_chars_min
 
 # Alerting: where Prometheus sends the alerts of monitoring/stalk_rules.yml.
 ALERTMANAGER_URL=http://127.0.0.1:9093
