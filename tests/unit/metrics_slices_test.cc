@@ -149,6 +149,7 @@ TEST(SlicedRender, ConsistentWhileTheWriterChangesTheState) {
 
   constexpr int kRounds = 3000;
   std::atomic<int> rounds_done{0};
+  std::atomic<int> renders_started{0};
   std::thread writer([&] {
     uint64_t n = 1;
     for (int r = 0; r < kRounds; ++r) {
@@ -165,6 +166,11 @@ TEST(SlicedRender, ConsistentWhileTheWriterChangesTheState) {
       }
       rounds_done.store(r + 1, std::memory_order_relaxed);
       std::this_thread::yield();  // lets a reader in: the lock prefers writers
+      // On a busy machine the writer could finish before the reader renders more than once: keep
+      // the two interleaved (at least one render per 500 rounds) so the test means something.
+      while (renders_started.load() < r / 500) {
+        std::this_thread::yield();
+      }
     }
   });
 
@@ -174,6 +180,7 @@ TEST(SlicedRender, ConsistentWhileTheWriterChangesTheState) {
   size_t slices = 0;
   for (int i = 0; i < 100000 && rounds_done.load() < kRounds; ++i) {
     const int before = rounds_done.load();
+    renders_started.fetch_add(1);
     RenderStats stats;
     const std::string m = metrics.Render(state, ingest, {}, 1000 + before * 0.01, false, &stats);
     overlapping += rounds_done.load() > before ? 1 : 0;
