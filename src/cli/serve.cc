@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "control/control_stack.h"
 #include "custom/custom_routes.h"
+#include "custom/metric_rules.h"
 #include "http/api_routes.h"
 #include "http/audit_routes.h"
 #include "http/control_routes.h"
@@ -138,6 +139,7 @@ int RunServe(ServeSettings s) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reloads --metric_rules
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -165,6 +167,16 @@ int RunServe(ServeSettings s) {
   CostLedger cost_ledger;
   state.Write()->AddListener(&cost_ledger);
   const CustomApi custom_api{&custom_events, &cost_ledger, s.cost_per_worker_hour};
+  MetricRules metric_rules;
+  if (!s.metric_rules.empty()) {
+    auto loaded = metric_rules.Load(s.metric_rules);
+    if (!loaded) {
+      log->error("--metric_rules: {}", loaded.error());
+      return 2;
+    }
+    log->info("business-metric rules: {} loaded from {}", *loaded, s.metric_rules);
+    state.Write()->AddListener(&metric_rules);
+  }
   LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
   state.Write()->AddListener(&live_feed);
   // Durable history (store/): restores recent tasks and workers before ingestion, then records.
@@ -266,9 +278,10 @@ int RunServe(ServeSettings s) {
     WireStoreApi(**store, ctx);
   }
   ctx.task_extra_fields = [&custom_events](const std::string& id) { return custom_events.TaskJsonFields(id); };
-  ctx.render_metrics = [&custom_api, inner = std::move(ctx.render_metrics)](bool openmetrics) {
+  ctx.render_metrics = [&custom_api, &metric_rules, inner = std::move(ctx.render_metrics)](bool openmetrics) {
     std::string text = inner(openmetrics);
     AppendCustomMetrics(custom_api, openmetrics, text);
+    metric_rules.Append(openmetrics, text);
     return text;
   };
 
@@ -334,7 +347,18 @@ int RunServe(ServeSettings s) {
   }
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    if (s.metric_rules.empty()) {
+      log->info("SIGHUP: nothing to reload");
+      continue;
+    }
+    // The listener is registered at start-up only: reloading an empty file keeps it, harmlessly.
+    if (auto r = metric_rules.Load(s.metric_rules)) {
+      log->info("SIGHUP: {} business-metric rules reloaded from {} (series kept)", *r, s.metric_rules);
+    } else {
+      log->error("SIGHUP: --metric_rules not reloaded, the previous rules stay: {}", r.error());
+    }
+  }
   log->info("received signal {}, stopping", sig);
   server.Stop();
   poller.Stop();

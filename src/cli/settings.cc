@@ -129,6 +129,7 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(oidc_role, "Role of users who log in with OIDC: viewer, operator or admin"),
       STALK_SETTING(oidc_ca_file, "Extra CA certificates (PEM) to trust for the OIDC provider"),
       STALK_SETTING(cookie_secret, "Key that signs login session cookies, 32+ characters (a secret: set it in the environment)"),
+      STALK_SETTING(metric_rules, "YAML file of business-metric rules over events (stalk_biz_* families); reloaded on SIGHUP"),
       STALK_SETTING(cost_per_worker_hour, "Price of one worker-hour: turns worker time into money in /api/stalk/cost and stalk_task_cost_total (0 = seconds only)"),
       STALK_SETTING(tasks_columns, "Dashboard: the tasks table's default columns, comma-separated (as Flower)"),
       STALK_SETTING(db, "Durable task history: a SQLite file, or postgresql://user@host/db to share one history between instances ('' or 'none': memory only)"),

@@ -60,6 +60,7 @@ struct ServeSettings {
   std::string oidc_ca_file;
   std::string cookie_secret;       // a secret: never logged
   double cost_per_worker_hour = 0;
+  std::string metric_rules;  // YAML rules file (custom/metric_rules.h)
   std::string tasks_columns = "name,uuid,state,args,kwargs,result,received,started,runtime,worker";
   // Durable history (src/store/README.md).
   std::string db = "stalk.db";  // SQLite file or postgresql:// URL; "" or "none": memory only

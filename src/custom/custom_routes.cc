@@ -81,7 +81,7 @@ void AppendCustomMetrics(const CustomApi& api, bool openmetrics, std::string& ex
            "Events of types Celery does not define (task-progress, order-paid...), by type and kind.");
   for (const auto& [type, c] : api.events->Counts()) {
     w.Open();
-    w.Label("type", type);
+    w.LabelRaw("type", type);
     w.Label("kind", c.kind);
     w.Close(c.count);
   }
@@ -97,14 +97,14 @@ void AppendCustomMetrics(const CustomApi& api, bool openmetrics, std::string& ex
            "queue.");
   for (const auto& [k, seconds] : by_task) {
     w.Open();
-    w.Label("task", k.first);
-    w.Label("queue", k.second);
+    w.LabelRaw("task", k.first);
+    w.LabelRaw("queue", k.second);
     w.Close(seconds);
   }
   w.Family("stalk_worker_busy_seconds", MetricType::kCounter, "Worker time spent running tasks, by worker.");
   for (const auto& [worker, seconds] : by_worker) {
     w.Open();
-    w.Label("worker", worker);
+    w.LabelRaw("worker", worker);
     w.Close(seconds);
   }
   if (api.cost_per_worker_hour > 0) {
@@ -112,8 +112,8 @@ void AppendCustomMetrics(const CustomApi& api, bool openmetrics, std::string& ex
              "Cost of the worker time spent on tasks at --cost_per_worker_hour, by task and queue.");
     for (const auto& [k, seconds] : by_task) {
       w.Open();
-      w.Label("task", k.first);
-      w.Label("queue", k.second);
+      w.LabelRaw("task", k.first);
+      w.LabelRaw("queue", k.second);
       w.Close(seconds / 3600 * api.cost_per_worker_hour);
     }
   }
