@@ -19,6 +19,8 @@
 #include "ingest/capture_file.h"
 #include "ingest/ingest_pipeline.h"
 #include "metrics/metrics.h"
+#include "transport/amqp_event_source.h"
+#include "transport/amqp_queue_reader.h"
 #include "transport/redis_event_source.h"
 #include "transport/redis_queue_reader.h"
 #include "web/live_feed.h"
@@ -44,13 +46,13 @@ std::vector<std::string> SplitList(const std::string& s) {
 // Polls queue lengths for /metrics on its own thread, so a scrape never waits on the broker.
 class QueuePoller {
  public:
-  QueuePoller(RedisQueueReader& reader, const ApiContext& ctx, double interval)
-      : reader_(reader), ctx_(ctx), interval_(interval) {}
+  QueuePoller(QueueLengthFn lengths, const ApiContext& ctx, double interval)
+      : lengths_(std::move(lengths)), ctx_(ctx), interval_(interval) {}
   ~QueuePoller() { Stop(); }
   void Start() {
     thread_ = std::thread([this] {
       while (!stop_) {
-        auto lengths = reader_.Lengths(KnownQueues(ctx_));
+        auto lengths = lengths_(KnownQueues(ctx_));
         if (lengths) {
           std::vector<QueueLength> snap;
           for (auto& q : *lengths) {
@@ -77,7 +79,7 @@ class QueuePoller {
   }
 
  private:
-  RedisQueueReader& reader_;
+  QueueLengthFn lengths_;
   const ApiContext& ctx_;
   double interval_;
   std::atomic<bool> stop_{false};
@@ -116,11 +118,8 @@ int RunServe(ServeSettings s) {
     log->error("--broker: {}", url.error());
     return 2;
   }
-  if (url->kind != BrokerUrl::Kind::kRedis) {
-    log->error("--broker: {} is not supported yet; Stalk reads Redis brokers (redis://)", url->Redacted());
-    return 2;
-  }
-  if (url->tls) {
+  const bool amqp = url->kind == BrokerUrl::Kind::kAmqp;
+  if (url->tls && !amqp) {
     log->error("--broker: rediss:// (TLS) is not supported by this build");
     return 2;
   }
@@ -180,20 +179,45 @@ int RunServe(ServeSettings s) {
     capture.reset(*w);
   }
 
-  RedisEventOptions eo;
-  eo.global_keyprefix = s.global_keyprefix;
-  eo.fanout_prefix = s.fanout_prefix;
-  RedisEventSource source(*url, eo, stats, [&](std::string&& payload, double received_at) {
-    RawMessage m{std::move(payload), received_at, {}, false};
+  auto push = [&](RawMessage&& m) {
     if (capture) {
       capture->Write(m);
     }
     queue.Push(std::move(m));
-  });
-
-  RedisQueueOptions qo;
-  qo.global_keyprefix = s.global_keyprefix;
-  RedisQueueReader queue_reader(*url, qo);
+  };
+  // The event source and queue-length readers for the broker kind (Redis or RabbitMQ).
+  std::unique_ptr<RedisEventSource> redis_source;
+  std::unique_ptr<AmqpEventSource> amqp_source;
+  QueueLengthFn queue_lengths;
+  QueueLengthFn poll_lengths;
+  if (amqp) {
+    AmqpEventOptions ao;
+    ao.queue_ttl_s = s.event_queue_ttl;
+    ao.queue_expires_s = s.event_queue_expires;
+    ao.prefetch = s.event_prefetch;
+    ao.heartbeat_s = std::max(0, s.broker_heartbeat);
+    amqp_source = std::make_unique<AmqpEventSource>(
+        *url, ao, stats, [&](std::string&& body, std::string_view content_type, double received_at) {
+          push(RawMessage{std::move(body), received_at, std::string(content_type), true});
+        });
+    auto reader = std::make_shared<AmqpQueueReader>(*url);
+    queue_lengths = [reader](const std::vector<std::string>& q) { return reader->Lengths(q); };
+    auto poll_reader = std::make_shared<AmqpQueueReader>(*url);
+    poll_lengths = [poll_reader](const std::vector<std::string>& q) { return poll_reader->Lengths(q); };
+  } else {
+    RedisEventOptions eo;
+    eo.global_keyprefix = s.global_keyprefix;
+    eo.fanout_prefix = s.fanout_prefix;
+    redis_source = std::make_unique<RedisEventSource>(*url, eo, stats, [&](std::string&& payload, double received_at) {
+      push(RawMessage{std::move(payload), received_at, {}, false});
+    });
+    RedisQueueOptions qo;
+    qo.global_keyprefix = s.global_keyprefix;
+    auto reader = std::make_shared<RedisQueueReader>(*url, qo);
+    queue_lengths = [reader](const std::vector<std::string>& q) { return reader->Lengths(q); };
+    auto poll_reader = std::make_shared<RedisQueueReader>(*url, qo);
+    poll_lengths = [poll_reader](const std::vector<std::string>& q) { return poll_reader->Lengths(q); };
+  }
 
   ApiContext ctx;
   ctx.state = &state;
@@ -204,7 +228,7 @@ int RunServe(ServeSettings s) {
   ctx.now = WallNow;
   ctx.started_at = WallNow();
   ctx.queue_lengths = [&](const std::vector<std::string>& names) -> Result<std::vector<QueueLengthEntry>> {
-    auto r = queue_reader.Lengths(names);
+    auto r = queue_lengths(names);
     if (!r) {
       return Error{r.error()};
     }
@@ -214,7 +238,6 @@ int RunServe(ServeSettings s) {
     }
     return out;
   };
-  RedisQueueReader poll_reader(*url, qo);
   // Remote control, inspection and task sending (control/): cached inspect replies fill /api/workers,
   // workers' active_queues feed /api/queues/length.
   ControlStack control(*url, s.broker,
@@ -232,7 +255,7 @@ int RunServe(ServeSettings s) {
   ctx.worker_inspect = [&control] { return control.cache().Snapshot(); };
   ctx.dynamic_queues = [&control] { return control.cache().QueueNames(); };
   ControlContext control_ctx{&control.service(), WallNow};
-  QueuePoller poller(poll_reader, ctx, s.queue_poll_interval);
+  QueuePoller poller(poll_lengths, ctx, s.queue_poll_interval);
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
     return metrics.Render(state, stats, queues, WallNow(), openmetrics);  // takes the read lock in slices
@@ -267,7 +290,8 @@ int RunServe(ServeSettings s) {
   }
   pipeline.Start();
   control.Start();
-  source.Start();
+  if (amqp_source) amqp_source->Start();
+  if (redis_source) redis_source->Start();
   poller.Start();
   log->info("Stalk {} serving http://{}:{}{} — broker {}", STALK_VERSION, s.address, *bound,
             s.url_prefix.empty() ? "" : "/" + s.url_prefix, url->Redacted());
@@ -277,7 +301,8 @@ int RunServe(ServeSettings s) {
   log->info("received signal {}, stopping", sig);
   server.Stop();
   poller.Stop();
-  source.Stop();
+  if (amqp_source) amqp_source->Stop();
+  if (redis_source) redis_source->Stop();
   pipeline.Stop();
   control.Stop();
   if (*store) {
