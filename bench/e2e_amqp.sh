@@ -110,6 +110,10 @@ run_once() {
   stop_pid "$STALK_PID"
   STALK_PID=""
   local lost=$((published - ingested))
+  if ((lost != 0)); then
+    echo "# publisher: $pub_out" >&2
+    echo "# stalk: messages_received=$(stat_field "$json" messages_received) rejected_total=$(stat_field "$json" rejected_total) queue_dropped=$(stat_field "$json" queue_dropped)" >&2
+  fi
   printf '%8s %9s %10s %10s %8s %6s %6s %7s %6s %6s\n' "$rate" "$achieved" "$published" "$ingested" "$lost" \
     "$reconnects" "$stalk_cpu" "$rabbit_cpu" "$pub_cpu" "$rss"
   [[ $lost == 0 && $reconnects == 0 ]]

@@ -73,13 +73,13 @@ Result<bool> AmqpConnection::Fail(std::string message) {
   return Error{where_ + ": " + message};
 }
 
-void AmqpConnection::Close() {
+void AmqpConnection::Close(int timeout_ms) {
   if (conn_ == nullptr) {
     return;
   }
   if (!dead_) {
     // Best effort; a short timeout so a frozen broker does not hold up shutdown.
-    timeval tv = Tv(1000);
+    timeval tv = Tv(timeout_ms);
     amqp_set_rpc_timeout(conn_, &tv);
     amqp_channel_close(conn_, channel_, AMQP_REPLY_SUCCESS);
     amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);

@@ -54,8 +54,9 @@ class AmqpConnection {
 
   // Connects, logs in and opens channel 1. Closes any previous connection first.
   Result<bool> Connect(const BrokerUrl& url, const AmqpConnectOptions& options = {});
-  // Polite close (connection.close) when still connected, then frees everything.
-  void Close();
+  // Polite close (channel.close, connection.close: the broker has then processed everything sent)
+  // when still connected, waiting at most `timeout_ms` per step, then frees everything.
+  void Close(int timeout_ms = 1000);
   bool connected() const { return conn_ != nullptr && !dead_; }
 
   Result<bool> DeclareExchange(std::string_view name, std::string_view type, bool durable, bool auto_delete,
