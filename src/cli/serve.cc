@@ -21,6 +21,7 @@
 #include "metrics/metrics.h"
 #include "transport/amqp_event_source.h"
 #include "transport/amqp_queue_reader.h"
+#include "transport/rabbitmq_management.h"
 #include "transport/redis_event_source.h"
 #include "transport/redis_queue_reader.h"
 #include "web/live_feed.h"
@@ -200,10 +201,23 @@ int RunServe(ServeSettings s) {
         *url, ao, stats, [&](std::string&& body, std::string_view content_type, double received_at) {
           push(RawMessage{std::move(body), received_at, std::string(content_type), true});
         });
-    auto reader = std::make_shared<AmqpQueueReader>(*url);
-    queue_lengths = [reader](const std::vector<std::string>& q) { return reader->Lengths(q); };
-    auto poll_reader = std::make_shared<AmqpQueueReader>(*url);
-    poll_lengths = [poll_reader](const std::vector<std::string>& q) { return poll_reader->Lengths(q); };
+    // Passive declare, or the management API when --broker_api is given (falling back to passive
+    // declare while the API fails).
+    auto make = [&]() -> QueueLengthFn {
+      auto reader = std::make_shared<AmqpQueueReader>(*url);
+      if (s.broker_api.empty()) {
+        return [reader](const std::vector<std::string>& q) { return reader->Lengths(q); };
+      }
+      auto api = std::make_shared<RabbitManagementReader>(s.broker_api, url->vhost);
+      return [reader, api](const std::vector<std::string>& q) {
+        auto r = api->Lengths(q);
+        if (r) return r;
+        Logger("amqp")->warn("{}; using passive queue.declare", r.error());
+        return reader->Lengths(q);
+      };
+    };
+    queue_lengths = make();
+    poll_lengths = make();
   } else {
     RedisEventOptions eo;
     eo.global_keyprefix = s.global_keyprefix;

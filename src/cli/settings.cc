@@ -103,6 +103,7 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(event_queue_expires, "RabbitMQ: seconds after which the broker deletes Stalk's event queue once unused (x-expires, Celery's event_queue_expires)"),
       STALK_SETTING(event_prefetch, "RabbitMQ: unacknowledged events in flight (basic.qos prefetch; acked in batches of half)"),
       STALK_SETTING(broker_heartbeat, "RabbitMQ: AMQP heartbeat in seconds (0 = off); a silent broker is dropped after two missed"),
+      STALK_SETTING(broker_api, "RabbitMQ management API for queue lengths, as Flower's: http://user:password@host:15672/api/ (default: passive queue.declare)"),
       STALK_SETTING(max_field_bytes, "Longest args/kwargs/result/exception kept per task (longer ones are truncated and marked)"),
       STALK_SETTING(max_traceback_bytes, "Longest traceback kept per task"),
       STALK_SETTING(max_event_bytes, "Largest broker message decoded; larger ones are rejected and counted"),

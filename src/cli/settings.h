@@ -33,6 +33,7 @@ struct ServeSettings {
   double event_queue_expires = 60.0;
   int event_prefetch = 1000;
   int broker_heartbeat = 30;
+  std::string broker_api;  // RabbitMQ management API (Flower's), e.g. http://user:pass@host:15672/api/
   int max_field_bytes = 4096;
   int max_traceback_bytes = 16384;
   int max_event_bytes = 64 << 20;
