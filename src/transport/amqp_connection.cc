@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include <array>
+#include <cstdlib>
 #include <filesystem>
 
 namespace stalk {
@@ -118,7 +119,8 @@ Result<bool> AmqpConnection::Connect(const BrokerUrl& url, const AmqpConnectOpti
   }
   timeval ctv = Tv(options.connect_timeout_ms);
   if (int rc = amqp_socket_open_noblock(socket, url.host.c_str(), url.port, &ctv); rc != AMQP_STATUS_OK) {
-    return Fail(std::string("cannot connect: ") + amqp_error_string2(rc));
+    // rabbitmq-c does not keep the connect errno: "socket error" here is usually connection refused.
+    return Fail(std::string("cannot connect (is RabbitMQ listening there?): ") + amqp_error_string2(rc));
   }
   timeval htv = Tv(options.rpc_timeout_ms);
   amqp_set_handshake_timeout(conn_, &htv);
