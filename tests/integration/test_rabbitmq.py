@@ -291,6 +291,23 @@ def test_broker_restart_mid_stream(stalk, worker, client, rabbit):
             assert info["result"] == repr(100 + i), info
     finally:
         fresh.close()
+    # Remote control after the restart: the pooled control connections died with the broker and
+    # are replaced on the next call.
+    wait_for(lambda: stalk.request(f"/api/stalk/inspect/ping?workername={W1}").status == 200, 30,
+             f"{W1} to answer a ping after the broker restart")
+
+
+def test_wrong_password_is_reported_without_the_password(stalk_bin, rabbit, module_tmp):
+    url = rabbit.url.replace("guest:guest@", "guest:stalk_dev_wrong_password@")
+    s = Stalk(stalk_bin, url, module_tmp / "stalk-badpass", extra_args=["--db", "none"]).start()
+    try:
+        wait_for(lambda: re.search(r"login (failed|refused)", s.proc.log.read_text(errors="replace")), 20,
+                 "stalk to log the refused login")
+        assert s.request("/healthcheck").status == 503
+        log = [l for l in s.proc.log.read_text(errors="replace").splitlines() if not l.startswith("=====")]
+        assert not [l for l in log if "stalk_dev_wrong_password" in l], log
+    finally:
+        s.stop()
 
 
 def test_killed_stalk_leaves_no_queue(stalk_bin, rabbit, module_tmp):
