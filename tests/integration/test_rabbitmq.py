@@ -2,9 +2,11 @@
 on 127.0.0.1 with its own node name, ports and data directory, a real Celery worker (-E) and the
 stalk binary with --broker amqp://... (celery-protocol.md §2.2, §3.5, §4.2, §5.3).
 
-Covers: task states and worker liveness from events, queue lengths by passive declare, remote
-control (inspect + pool/grow), a broker restart mid-stream (stalk reconnects with a fresh queue and
-ingestion resumes), and the event queue of a SIGKILLed stalk vanishing from the broker.
+Covers: the event queue's flags and arguments, task states and worker liveness from events, queue
+lengths by passive declare and by the management API (--broker_api), remote control (inspect +
+pool/grow), sending a task through stalk, a broker restart mid-stream (stalk reconnects with a fresh
+queue, reports the gap, ingestion and control resume), a wrong password, and the event queue of a
+SIGKILLed stalk vanishing from the broker.
 One rabbitmq-server for the whole module (it takes 5-20 s to start on a loaded machine).
 """
 import json
