@@ -12,10 +12,12 @@ PACKAGES=(
   libcurl4-openssl-dev      # auth: OIDC discovery, JWKS and token requests
   openssl python3-cryptography  # tests: self-signed certificates, the local OIDC provider signs id_tokens
   libsqlite3-dev libpq-dev  # store: durable history (SQLite default, PostgreSQL shared)
+  librabbitmq-dev           # RabbitMQ (amqp://) transport: rabbitmq-c
   sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
   shellcheck                # stalk init tests: the written start_stalk.sh
   # real peers for tests and the demo
   redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
+  rabbitmq-server python3-amqp  # tests/integration/test_rabbitmq.py (a private node; policy-rc.d keeps the system one off)
   # OpenMetrics parser for tests/unit/metrics_test.cc and tests/integration/test_metrics.py
   python3-prometheus-client
   # the dashboard's browser test (tests/integration/test_dashboard.py)
@@ -32,7 +34,7 @@ if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's service scripts would start system-wide redis/prometheus; tests start private ones.
+  # Debian's service scripts would start system-wide redis/prometheus/rabbitmq; tests start private ones.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

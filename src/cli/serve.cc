@@ -23,6 +23,9 @@
 #include "ingest/capture_file.h"
 #include "ingest/ingest_pipeline.h"
 #include "metrics/metrics.h"
+#include "transport/amqp_event_source.h"
+#include "transport/amqp_queue_reader.h"
+#include "transport/rabbitmq_management.h"
 #include "transport/redis_event_source.h"
 #include "transport/redis_queue_reader.h"
 #include "web/live_feed.h"
@@ -48,13 +51,13 @@ std::vector<std::string> SplitList(const std::string& s) {
 // Polls queue lengths for /metrics on its own thread, so a scrape never waits on the broker.
 class QueuePoller {
  public:
-  QueuePoller(RedisQueueReader& reader, const ApiContext& ctx, double interval)
-      : reader_(reader), ctx_(ctx), interval_(interval) {}
+  QueuePoller(QueueLengthFn lengths, const ApiContext& ctx, double interval)
+      : lengths_(std::move(lengths)), ctx_(ctx), interval_(interval) {}
   ~QueuePoller() { Stop(); }
   void Start() {
     thread_ = std::thread([this] {
       while (!stop_) {
-        auto lengths = reader_.Lengths(KnownQueues(ctx_));
+        auto lengths = lengths_(KnownQueues(ctx_));
         if (lengths) {
           std::vector<QueueLength> snap;
           for (auto& q : *lengths) {
@@ -81,7 +84,7 @@ class QueuePoller {
   }
 
  private:
-  RedisQueueReader& reader_;
+  QueueLengthFn lengths_;
   const ApiContext& ctx_;
   double interval_;
   std::atomic<bool> stop_{false};
@@ -120,11 +123,8 @@ int RunServe(ServeSettings s) {
     log->error("--broker: {}", url.error());
     return 2;
   }
-  if (url->kind != BrokerUrl::Kind::kRedis) {
-    log->error("--broker: {} is not supported yet; Stalk reads Redis brokers (redis://)", url->Redacted());
-    return 2;
-  }
-  if (url->tls) {
+  const bool amqp = url->kind == BrokerUrl::Kind::kAmqp;
+  if (url->tls && !amqp) {
     log->error("--broker: rediss:// (TLS) is not supported by this build");
     return 2;
   }
@@ -201,20 +201,58 @@ int RunServe(ServeSettings s) {
     capture.reset(*w);
   }
 
-  RedisEventOptions eo;
-  eo.global_keyprefix = s.global_keyprefix;
-  eo.fanout_prefix = s.fanout_prefix;
-  RedisEventSource source(*url, eo, stats, [&](std::string&& payload, double received_at) {
-    RawMessage m{std::move(payload), received_at, {}, false};
+  auto push = [&](RawMessage&& m) {
     if (capture) {
       capture->Write(m);
     }
     queue.Push(std::move(m));
-  });
-
-  RedisQueueOptions qo;
-  qo.global_keyprefix = s.global_keyprefix;
-  RedisQueueReader queue_reader(*url, qo);
+  };
+  // The event source and queue-length readers for the broker kind (Redis or RabbitMQ).
+  std::unique_ptr<RedisEventSource> redis_source;
+  std::unique_ptr<AmqpEventSource> amqp_source;
+  QueueLengthFn queue_lengths;
+  QueueLengthFn poll_lengths;
+  if (amqp) {
+    AmqpEventOptions ao;
+    ao.queue_ttl_s = s.event_queue_ttl;
+    ao.queue_expires_s = s.event_queue_expires;
+    ao.prefetch = s.event_prefetch;
+    ao.heartbeat_s = std::max(0, s.broker_heartbeat);
+    amqp_source = std::make_unique<AmqpEventSource>(
+        *url, ao, stats, [&](std::string&& body, std::string_view content_type, double received_at) {
+          push(RawMessage{std::move(body), received_at, std::string(content_type), true});
+        });
+    // Passive declare, or the management API when --broker_api is given (falling back to passive
+    // declare while the API fails).
+    auto make = [&]() -> QueueLengthFn {
+      auto reader = std::make_shared<AmqpQueueReader>(*url);
+      if (s.broker_api.empty()) {
+        return [reader](const std::vector<std::string>& q) { return reader->Lengths(q); };
+      }
+      auto api = std::make_shared<RabbitManagementReader>(s.broker_api, url->vhost);
+      return [reader, api](const std::vector<std::string>& q) {
+        auto r = api->Lengths(q);
+        if (r) return r;
+        Logger("amqp")->warn("{}; using passive queue.declare", r.error());
+        return reader->Lengths(q);
+      };
+    };
+    queue_lengths = make();
+    poll_lengths = make();
+  } else {
+    RedisEventOptions eo;
+    eo.global_keyprefix = s.global_keyprefix;
+    eo.fanout_prefix = s.fanout_prefix;
+    redis_source = std::make_unique<RedisEventSource>(*url, eo, stats, [&](std::string&& payload, double received_at) {
+      push(RawMessage{std::move(payload), received_at, {}, false});
+    });
+    RedisQueueOptions qo;
+    qo.global_keyprefix = s.global_keyprefix;
+    auto reader = std::make_shared<RedisQueueReader>(*url, qo);
+    queue_lengths = [reader](const std::vector<std::string>& q) { return reader->Lengths(q); };
+    auto poll_reader = std::make_shared<RedisQueueReader>(*url, qo);
+    poll_lengths = [poll_reader](const std::vector<std::string>& q) { return poll_reader->Lengths(q); };
+  }
 
   ApiContext ctx;
   ctx.state = &state;
@@ -225,7 +263,7 @@ int RunServe(ServeSettings s) {
   ctx.now = WallNow;
   ctx.started_at = WallNow();
   ctx.queue_lengths = [&](const std::vector<std::string>& names) -> Result<std::vector<QueueLengthEntry>> {
-    auto r = queue_reader.Lengths(names);
+    auto r = queue_lengths(names);
     if (!r) {
       return Error{r.error()};
     }
@@ -235,7 +273,6 @@ int RunServe(ServeSettings s) {
     }
     return out;
   };
-  RedisQueueReader poll_reader(*url, qo);
   // Remote control, inspection and task sending (control/): cached inspect replies fill /api/workers,
   // workers' active_queues feed /api/queues/length.
   ControlStack control(
@@ -268,7 +305,7 @@ int RunServe(ServeSettings s) {
       return db->LoadAudit(limit);
     };
   }
-  QueuePoller poller(poll_reader, ctx, s.queue_poll_interval);
+  QueuePoller poller(poll_lengths, ctx, s.queue_poll_interval);
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
     return metrics.Render(state, stats, queues, WallNow(), openmetrics);  // takes the read lock in slices
@@ -336,7 +373,8 @@ int RunServe(ServeSettings s) {
   }
   pipeline.Start();
   control.Start();
-  source.Start();
+  if (amqp_source) amqp_source->Start();
+  if (redis_source) redis_source->Start();
   poller.Start();
   const std::string prefix = s.url_prefix.empty() ? "" : "/" + s.url_prefix;
   if (s.unix_socket.empty()) {
@@ -362,7 +400,8 @@ int RunServe(ServeSettings s) {
   log->info("received signal {}, stopping", sig);
   server.Stop();
   poller.Stop();
-  source.Stop();
+  if (amqp_source) amqp_source->Stop();
+  if (redis_source) redis_source->Stop();
   pipeline.Stop();
   control.Stop();
   if (*store) {

@@ -85,7 +85,7 @@ std::string Show(const T& v) {
 
 const std::vector<SettingDef>& Defs() {
   static const std::vector<SettingDef> defs = {
-      STALK_SETTING(broker, "Celery broker URL: redis://[:password@]host:port/db or redis+socket:///path",
+      STALK_SETTING(broker, "Celery broker URL: redis://[:password@]host:port/db, redis+socket:///path or amqp://user:password@host:5672/vhost",
                     "CELERY_BROKER_URL", "BROKER_URL"),
       STALK_SETTING(address, "Address the HTTP server listens on (Flower binds all; Stalk defaults to loopback)"),
       STALK_SETTING(port, "HTTP port"),
@@ -99,6 +99,11 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(queues, "Comma-separated queue names to report besides those seen on task events"),
       STALK_SETTING(global_keyprefix, "kombu's global_keyprefix transport option, if the app sets one"),
       STALK_SETTING(fanout_prefix, "kombu's fanout_prefix ('/{db}.' is kombu's default; '' for fanout_prefix=False)"),
+      STALK_SETTING(event_queue_ttl, "RabbitMQ: seconds an event waits in Stalk's event queue before the broker drops it (x-message-ttl, Celery's event_queue_ttl; 0 = none)"),
+      STALK_SETTING(event_queue_expires, "RabbitMQ: seconds after which the broker deletes Stalk's event queue once unused (x-expires, Celery's event_queue_expires)"),
+      STALK_SETTING(event_prefetch, "RabbitMQ: unacknowledged events in flight (basic.qos prefetch; acked in batches of half)"),
+      STALK_SETTING(broker_heartbeat, "RabbitMQ: AMQP heartbeat in seconds (0 = off); a silent broker is dropped after two missed"),
+      STALK_SETTING(broker_api, "RabbitMQ management API for queue lengths, as Flower's: http://user:password@host:15672/api/ (default: passive queue.declare)"),
       STALK_SETTING(max_field_bytes, "Longest args/kwargs/result/exception kept per task (longer ones are truncated and marked)"),
       STALK_SETTING(max_traceback_bytes, "Longest traceback kept per task"),
       STALK_SETTING(max_event_bytes, "Largest broker message decoded; larger ones are rejected and counted"),

@@ -28,6 +28,12 @@ struct ServeSettings {
   std::string queues;  // comma-separated extra queue names
   std::string global_keyprefix;
   std::string fanout_prefix = "/{db}.";
+  // RabbitMQ (amqp://): Celery's event queue settings, the consumer prefetch, heartbeats.
+  double event_queue_ttl = 5.0;
+  double event_queue_expires = 60.0;
+  int event_prefetch = 1000;
+  int broker_heartbeat = 30;
+  std::string broker_api;  // RabbitMQ management API (Flower's), e.g. http://user:pass@host:15672/api/
   int max_field_bytes = 4096;
   int max_traceback_bytes = 16384;
   int max_event_bytes = 64 << 20;

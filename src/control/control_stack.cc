@@ -4,15 +4,21 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "control/amqp_control_transport.h"
+#include "control/redis_control_transport.h"
 
 namespace stalk {
 
 ControlStack::ControlStack(const BrokerUrl& broker, const std::string& broker_text, ControlSetup setup,
                            SharedState& state, std::function<double()> now) {
-  RedisControlOptions ro;
-  ro.global_keyprefix = setup.global_keyprefix;
-  ro.fanout_prefix = setup.fanout_prefix;
-  transport_ = std::make_unique<RedisControlTransport>(broker, ro);
+  if (broker.kind == BrokerUrl::Kind::kAmqp) {
+    transport_ = std::make_unique<AmqpControlTransport>(broker, AmqpControlOptions{});
+  } else {
+    RedisControlOptions ro;
+    ro.global_keyprefix = setup.global_keyprefix;
+    ro.fanout_prefix = setup.fanout_prefix;
+    transport_ = std::make_unique<RedisControlTransport>(broker, ro);
+  }
 
   const std::string backend_text = setup.result_backend.empty() ? broker_text : setup.result_backend;
   auto backend_url = ParseBrokerUrl(backend_text);

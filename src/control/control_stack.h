@@ -1,6 +1,6 @@
 // Stalk — Celery monitoring server.
 // ControlStack: everything `stalk serve` needs for remote control, built from settings in one place —
-// the broker transport (Redis now), the result backend (Redis, or none), the inspect cache, the
+// the broker transport (Redis or RabbitMQ), the result backend (Redis, or none), the inspect cache, the
 // ControlService and the background InspectRefresher — so cli/serve.cc only wires it to HTTP and the
 // state. Owns them all; Stop() (also run by the destructor) joins the refresher thread.
 #pragma once
@@ -13,7 +13,7 @@
 #include "control/control_service.h"
 #include "control/inspect_cache.h"
 #include "control/inspect_refresher.h"
-#include "control/redis_control_transport.h"
+#include "control/control_transport.h"
 #include "control/redis_result_backend.h"
 #include "state/shared_state.h"
 #include "transport/broker_url.h"
@@ -47,7 +47,7 @@ class ControlStack {
   void Stop();
 
  private:
-  std::unique_ptr<RedisControlTransport> transport_;
+  std::unique_ptr<ControlTransport> transport_;  // Redis or AMQP, by the broker URL
   std::unique_ptr<RedisResultBackend> backend_;
   std::string backend_description_;
   InspectCache cache_;

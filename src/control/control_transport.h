@@ -1,7 +1,7 @@
 // Stalk — Celery monitoring server.
 // ControlTransport: what the control layer needs from a broker — broadcast pidbox commands and
 // collect the replies, publish task messages, publish events. One implementation per broker
-// (redis_control_transport.h now; AMQP with its issue). Implementations are thread-safe: HTTP pool
+// (redis_control_transport.h, amqp_control_transport.h). Implementations are thread-safe: HTTP pool
 // threads call them concurrently, and a call that waits for replies must not hold up the others.
 //
 // Collection follows Celery's Mailbox._collect: replies are taken until each request has `limit` of

@@ -12,14 +12,10 @@
 
 #include "common/result.h"
 #include "transport/broker_url.h"
+#include "transport/queue_depth.h"
 #include "transport/redis_connection.h"
 
 namespace stalk {
-
-struct QueueDepth {
-  std::string name;
-  int64_t messages = 0;
-};
 
 struct RedisQueueOptions {
   std::string global_keyprefix;
