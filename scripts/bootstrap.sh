@@ -11,6 +11,8 @@ PACKAGES=(
   libssl-dev libcrypt-dev  # auth: SHA-256/CSPRNG/CRYPTO_memcmp, bcrypt via libxcrypt crypt_r
   libsqlite3-dev libpq-dev  # store: durable history (SQLite default, PostgreSQL shared)
   sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
+  libcurl4-openssl-dev libyaml-cpp-dev  # alerts: notifiers/Sentry over libcurl, the YAML rules file
+  python3-aiosmtpd prometheus-alertmanager  # alerts tests: a real SMTP sink and Alertmanager
   # real peers for tests and the demo
   redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
   # OpenMetrics parser for tests/unit/metrics_test.cc and tests/integration/test_metrics.py

@@ -54,7 +54,7 @@ double Num(const YAML::Node& n, const std::string& key) {
 }
 
 double Dur(const YAML::Node& n, const std::string& key) {
-  auto d = ParseDuration(Str(n, key));
+  auto d = ParseRuleDuration(Str(n, key));
   if (!d) {
     Fail(n, "'" + key + "': " + d.error());
   }

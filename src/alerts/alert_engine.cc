@@ -146,7 +146,7 @@ void AlertEngine::WorkerConditions(const RuleConfig& r, double now, std::vector<
                             silent,
                             "Worker " + w.hostname + " is offline (" +
                                 (w.offline_event ? std::string("worker-offline received")
-                                                 : "no heartbeat for " + FormatDuration(silent)) +
+                                                 : "no heartbeat for " + FormatRuleDuration(silent)) +
                                 ")"});
   }
 }
@@ -174,7 +174,7 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
       for (const auto& name : windows_.Names()) {
         if (!GlobMatch(r.task, name)) continue;
         const auto s = windows_.Window(name, now, r.window);
-        const std::string over = " over " + FormatDuration(r.window);
+        const std::string over = " over " + FormatRuleDuration(r.window);
         if (r.kind == RuleKind::kTaskFailureCount) {
           if (static_cast<double>(s.failures) > r.threshold) {
             out.push_back(Condition{{{"task", name}},
@@ -209,7 +209,7 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
       if (now - last > r.max_age) {
         out.push_back(Condition{{{"task", r.task}},
                                 now - last,
-                                "Task " + r.task + " has not succeeded for " + FormatDuration(now - last)});
+                                "Task " + r.task + " has not succeeded for " + FormatRuleDuration(now - last)});
       }
       break;
     }
@@ -225,7 +225,7 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
       if (sources_.ingest && !sources_.ingest->broker_connected.load(std::memory_order_relaxed)) {
         const double since = sources_.ingest->last_disconnected_at.load(std::memory_order_relaxed);
         const double down = since > 0 ? now - since : now - started_at_;
-        out.push_back(Condition{{}, down, "The broker is unreachable (for " + FormatDuration(down) + ")"});
+        out.push_back(Condition{{}, down, "The broker is unreachable (for " + FormatRuleDuration(down) + ")"});
       }
       break;
   }

@@ -7,7 +7,7 @@
 
 namespace stalk {
 
-Result<double> ParseDuration(std::string_view text) {
+Result<double> ParseRuleDuration(std::string_view text) {
   const Error bad{"invalid duration '" + std::string(text) + "' (expected e.g. 30s, 5m, 1h, 2d)"};
   if (text.empty()) {
     return bad;
@@ -55,7 +55,7 @@ Result<double> ParseDuration(std::string_view text) {
   return total;
 }
 
-std::string FormatDuration(double seconds) {
+std::string FormatRuleDuration(double seconds) {
   if (seconds <= 0) {
     return "0s";
   }

@@ -11,8 +11,8 @@
 namespace stalk {
 
 // Seconds in `text`; an error naming the text when it is not a duration (negative values included).
-Result<double> ParseDuration(std::string_view text);
+Result<double> ParseRuleDuration(std::string_view text);
 // The shortest Prometheus-style form of `seconds` ("90s" -> "1m30s", 0 -> "0s").
-std::string FormatDuration(double seconds);
+std::string FormatRuleDuration(double seconds);
 
 }  // namespace stalk

@@ -40,7 +40,7 @@ std::string Selector(const std::string& label, const std::string& pattern) {
   return "{" + label + "=" + Quote(pattern) + "}";
 }
 
-std::string Range(double seconds) { return "[" + FormatDuration(std::max(seconds, 1.0)) + "]"; }
+std::string Range(double seconds) { return "[" + FormatRuleDuration(std::max(seconds, 1.0)) + "]"; }
 
 }  // namespace
 
@@ -84,7 +84,7 @@ std::string PrometheusRulesYaml(const AlertConfig& config) {
     out << YAML::BeginMap;
     out << YAML::Key << "alert" << YAML::Value << r.name;
     out << YAML::Key << "expr" << YAML::Value << PromQlFor(r);
-    if (r.for_seconds > 0) out << YAML::Key << "for" << YAML::Value << FormatDuration(r.for_seconds);
+    if (r.for_seconds > 0) out << YAML::Key << "for" << YAML::Value << FormatRuleDuration(r.for_seconds);
     out << YAML::Key << "labels" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "severity" << YAML::Value << r.severity;
     for (const auto& [k, v] : r.labels) out << YAML::Key << k << YAML::Value << v;

@@ -57,7 +57,7 @@ Result<Silence> Silences::Parse(const std::string& json_body, double now) {
   if (j.contains("ends_at") && j["ends_at"].is_number()) {
     s.ends_at = j["ends_at"].get<double>();
   } else if (j.contains("duration") && j["duration"].is_string()) {
-    auto d = ParseDuration(j["duration"].get<std::string>());
+    auto d = ParseRuleDuration(j["duration"].get<std::string>());
     if (!d) return Error{d.error()};
     s.ends_at = s.starts_at + *d;
   } else {

@@ -45,6 +45,16 @@ int main(int argc, char** argv) {
   token_create_cmd->add_option("--role", token_role, "viewer, operator or admin")->capture_default_str();
   token_create_cmd->add_option("--label", token_label, "What the token is for (e.g. prometheus)")->required();
 
+  std::string rules_config, rules_output;
+  CLI::App* rules_cmd = app.add_subcommand("rules", "Alert rules (see README \"Alerting\")");
+  rules_cmd->require_subcommand(1);
+  CLI::App* rules_export_cmd =
+      rules_cmd->add_subcommand("export", "Write the alerts config's rules as Prometheus alerting rules");
+  rules_export_cmd->add_option("--alerts_config", rules_config, "Alerts config (YAML)")
+      ->envname("STALK_ALERTS_CONFIG")
+      ->required();
+  rules_export_cmd->add_option("--output,-o", rules_output, "File to write (default: stdout)");
+
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -65,6 +75,9 @@ int main(int argc, char** argv) {
   }
   if (token_create_cmd->parsed()) {
     return RunTokenCreate(token_role, token_label);
+  }
+  if (rules_export_cmd->parsed()) {
+    return RunRulesExport(rules_config, rules_output);
   }
   if (replay_cmd->parsed()) {
     return RunReplay(replay);

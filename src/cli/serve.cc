@@ -8,11 +8,13 @@
 #include <sstream>
 #include <thread>
 
+#include "alerts/alerting.h"
 #include "auth/auth_setup.h"
 #include "cli/commands.h"
 #include "cli/store_setup.h"
 #include "common/log.h"
 #include "control/control_stack.h"
+#include "http/alert_routes.h"
 #include "http/api_routes.h"
 #include "http/control_routes.h"
 #include "http/http_server.h"
@@ -233,9 +235,30 @@ int RunServe(ServeSettings s) {
   ctx.dynamic_queues = [&control] { return control.cache().QueueNames(); };
   ControlContext control_ctx{&control.service(), WallNow};
   QueuePoller poller(poll_reader, ctx, s.queue_poll_interval);
+  // Alerting (alerts/): rules over live state and notifiers with --alerts_config, Sentry with SENTRY_DSN.
+  const char* sentry_dsn = std::getenv("SENTRY_DSN");
+  const char* sentry_env = std::getenv("SENTRY_ENVIRONMENT");
+  auto alerting = Alerting::Create(
+      AlertingSetup{s.alerts_config, sentry_dsn ? sentry_dsn : "", sentry_env ? sentry_env : "",
+                    s.sentry_max_per_minute, "http://" + s.address + ":" + std::to_string(s.port) + "/api/alerts"},
+      AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, WallNow});
+  if (!alerting) {
+    log->error("{}", alerting.error());
+    return 2;
+  }
+  if (*alerting) {
+    (*alerting)->Attach(*state.Write());
+  }
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
-    return metrics.Render(state, stats, queues, WallNow(), openmetrics);  // takes the read lock in slices
+    std::string body = metrics.Render(state, stats, queues, WallNow(), openmetrics);  // read lock in slices
+    if (*alerting) {
+      std::string extra;
+      (*alerting)->RenderMetrics(extra, openmetrics);
+      const size_t eof = openmetrics && body.ends_with("# EOF\n") ? body.size() - 6 : body.size();
+      body.insert(eof, extra);
+    }
+    return body;
   };
 
   if (*store) {
@@ -252,6 +275,13 @@ int RunServe(ServeSettings s) {
   router.SetGuard([g = *guard](const HttpRequest& req, std::string_view role) { return g->Check(req, role); });
   RegisterReadApi(router, ctx);
   RegisterControlApi(router, control_ctx);
+  if (*alerting && (*alerting)->engine()) {
+    AlertEngine* engine = (*alerting)->engine();
+    RegisterAlertApi(router, AlertApi{[engine] { return engine->AlertsJson(WallNow()); },
+                                      [engine] { return engine->SilencesJson(WallNow()); },
+                                      [engine](const std::string& body) { return engine->AddSilence(body, WallNow()); },
+                                      [engine](const std::string& id) { return engine->RemoveSilence(id); }});
+  }
   RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns});
   HttpServerOptions ho;
   ho.address = s.address;
@@ -269,6 +299,9 @@ int RunServe(ServeSettings s) {
   control.Start();
   source.Start();
   poller.Start();
+  if (*alerting) {
+    (*alerting)->Start();
+  }
   log->info("Stalk {} serving http://{}:{}{} — broker {}", STALK_VERSION, s.address, *bound,
             s.url_prefix.empty() ? "" : "/" + s.url_prefix, url->Redacted());
 
@@ -276,6 +309,9 @@ int RunServe(ServeSettings s) {
   sigwait(&stop_signals, &sig);
   log->info("received signal {}, stopping", sig);
   server.Stop();
+  if (*alerting) {
+    (*alerting)->Stop();
+  }
   poller.Stop();
   source.Stop();
   pipeline.Stop();

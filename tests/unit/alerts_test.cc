@@ -48,17 +48,17 @@ void Heartbeat(SharedState& state, const char* host, double t) {
 }
 
 TEST(AlertDuration, Parses) {
-  EXPECT_DOUBLE_EQ(*ParseDuration("30s"), 30);
-  EXPECT_DOUBLE_EQ(*ParseDuration("5m"), 300);
-  EXPECT_DOUBLE_EQ(*ParseDuration("1h30m"), 5400);
-  EXPECT_DOUBLE_EQ(*ParseDuration("250ms"), 0.25);
-  EXPECT_DOUBLE_EQ(*ParseDuration("12"), 12);
-  EXPECT_FALSE(ParseDuration("").ok());
-  EXPECT_FALSE(ParseDuration("5x").ok());
-  EXPECT_FALSE(ParseDuration("1m30").ok());
-  EXPECT_FALSE(ParseDuration("-3s").ok());
-  EXPECT_EQ(FormatDuration(90), "1m30s");
-  EXPECT_EQ(FormatDuration(3600), "1h");
+  EXPECT_DOUBLE_EQ(*ParseRuleDuration("30s"), 30);
+  EXPECT_DOUBLE_EQ(*ParseRuleDuration("5m"), 300);
+  EXPECT_DOUBLE_EQ(*ParseRuleDuration("1h30m"), 5400);
+  EXPECT_DOUBLE_EQ(*ParseRuleDuration("250ms"), 0.25);
+  EXPECT_DOUBLE_EQ(*ParseRuleDuration("12"), 12);
+  EXPECT_FALSE(ParseRuleDuration("").ok());
+  EXPECT_FALSE(ParseRuleDuration("5x").ok());
+  EXPECT_FALSE(ParseRuleDuration("1m30").ok());
+  EXPECT_FALSE(ParseRuleDuration("-3s").ok());
+  EXPECT_EQ(FormatRuleDuration(90), "1m30s");
+  EXPECT_EQ(FormatRuleDuration(3600), "1h");
 }
 
 TEST(AlertConfig, ParsesRulesAndChannels) {
