@@ -42,6 +42,18 @@ size_t ReadPayload(char* buf, size_t size, size_t n, void* user) {
   return len;
 }
 
+int Cancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
+  return cancel && cancel->load(std::memory_order_relaxed) ? 1 : 0;
+}
+
+void SetCancel(CURL* c, const std::atomic<bool>* cancel) {
+  if (!cancel) return;
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, Cancelled);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
+}
+
 }  // namespace
 
 void CurlGlobalInit() {
@@ -50,7 +62,7 @@ void CurlGlobalInit() {
 }
 
 PostResult HttpPost(const std::string& url, const std::map<std::string, std::string>& headers,
-                    const std::string& body, double timeout_seconds) {
+                    const std::string& body, double timeout_seconds, const std::atomic<bool>* cancel) {
   CurlGlobalInit();
   PostResult r;
   CURL* c = curl_easy_init();
@@ -75,6 +87,7 @@ PostResult HttpPost(const std::string& url, const std::map<std::string, std::str
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, KeepRetryAfter);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.retry_after);
+  SetCancel(c, cancel);
   const CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
@@ -86,7 +99,7 @@ PostResult HttpPost(const std::string& url, const std::map<std::string, std::str
   return r;
 }
 
-PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds) {
+PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds, const std::atomic<bool>* cancel) {
   CurlGlobalInit();
   PostResult r;
   CURL* c = curl_easy_init();
@@ -106,6 +119,7 @@ PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds) {
   curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_seconds * 1000));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  SetCancel(c, cancel);
   if (m.require_tls) curl_easy_setopt(c, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
   if (!m.username.empty()) {
     curl_easy_setopt(c, CURLOPT_USERNAME, m.username.c_str());

@@ -4,6 +4,7 @@
 // notifier's own thread. Errors never include URLs with credentials or request bodies.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,9 +31,10 @@ struct SmtpMessage {
 // Initialises libcurl once per process (call before starting threads that use it).
 void CurlGlobalInit();
 
+// `cancel`, when given and set, aborts the transfer within ~100 ms (shutdown).
 PostResult HttpPost(const std::string& url, const std::map<std::string, std::string>& headers,
-                    const std::string& body, double timeout_seconds);
-PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds);
+                    const std::string& body, double timeout_seconds, const std::atomic<bool>* cancel = nullptr);
+PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds, const std::atomic<bool>* cancel = nullptr);
 
 // The URL without user:password@ and with the query string replaced by "?…" (for logs).
 std::string RedactUrl(const std::string& url);

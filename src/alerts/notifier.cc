@@ -35,6 +35,7 @@ void Notifier::Stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    cancel_ = true;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -73,7 +74,7 @@ PostResult Notifier::Deliver(const Job& job) {
   switch (c.type) {
     case ChannelType::kSlack:
       if (url.empty()) break;
-      return HttpPost(url, json, SlackPayload(n), c.timeout);
+      return HttpPost(url, json, SlackPayload(n), c.timeout, &cancel_);
     case ChannelType::kPagerDuty: {
       const std::string key = Env(c.routing_key_env);
       if (key.empty()) {
@@ -81,14 +82,14 @@ PostResult Notifier::Deliver(const Job& job) {
         return missing;
       }
       return HttpPost(url.empty() ? "https://events.pagerduty.com/v2/enqueue" : url, json, PagerDutyPayload(n, key),
-                      c.timeout);
+                      c.timeout, &cancel_);
     }
     case ChannelType::kAlertmanager: {
       if (url.empty()) break;
       std::string base = url;
       while (!base.empty() && base.back() == '/') base.pop_back();
       if (!base.ends_with("/api/v2/alerts")) base += "/api/v2/alerts";
-      return HttpPost(base, json, AlertmanagerPayload(n, options_.generator_url), c.timeout);
+      return HttpPost(base, json, AlertmanagerPayload(n, options_.generator_url), c.timeout, &cancel_);
     }
     case ChannelType::kWebhook: {
       if (url.empty()) break;
@@ -101,7 +102,7 @@ PostResult Notifier::Deliver(const Job& job) {
         // Signed over "<timestamp>.<body>", so a captured request cannot be replayed with another time.
         headers["X-Stalk-Signature"] = "sha256=" + HmacSha256Hex(secret, ts + "." + body);
       }
-      return HttpPost(url, headers, body, c.timeout);
+      return HttpPost(url, headers, body, c.timeout, &cancel_);
     }
     case ChannelType::kEmail: {
       if (url.empty()) break;
@@ -113,7 +114,7 @@ PostResult Notifier::Deliver(const Job& job) {
       m.username = Env(c.username_env);
       m.password = Env(c.password_env);
       m.require_tls = c.starttls;
-      return SmtpSend(m, c.timeout);
+      return SmtpSend(m, c.timeout, &cancel_);
     }
   }
   missing.error = "environment variable " + c.url_env + " is not set";
@@ -125,9 +126,15 @@ void Notifier::Run() {
   std::unique_lock lock(mu_);
   for (;;) {
     const double now = Now();
+    if (stop_) {
+      dropped_.fetch_add(ready_.size() + waiting_.size(), std::memory_order_relaxed);
+      ready_.clear();
+      waiting_.clear();
+      return;
+    }
     // Move due retries to the ready queue.
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (it->due <= now || stop_) {
+      if (it->due <= now) {
         ready_.push_back(std::move(*it));
         it = waiting_.erase(it);
       } else {
@@ -135,7 +142,6 @@ void Notifier::Run() {
       }
     }
     if (ready_.empty()) {
-      if (stop_) return;
       double next = now + 3600;
       for (const auto& j : waiting_) next = std::min(next, j.due);
       cv_.wait_for(lock, std::chrono::duration<double>(next - now));

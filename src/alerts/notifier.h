@@ -43,7 +43,7 @@ class Notifier {
   Notifier& operator=(const Notifier&) = delete;
 
   void Start();
-  // Delivers what is queued and due (bounded by each delivery's timeout), then stops.
+  // Stops promptly: the delivery in flight is aborted, queued ones are dropped (counted as dropped).
   void Stop();
   // Queues one delivery per channel of `n`; never blocks.
   void Enqueue(const AlertNotice& n);
@@ -74,6 +74,7 @@ class Notifier {
   std::deque<Job> ready_;
   std::vector<Job> waiting_;  // retries, by due time
   bool stop_ = false;
+  std::atomic<bool> cancel_{false};  // aborts the delivery in flight at Stop
   std::map<std::string, Counts> counts_;
   std::atomic<uint64_t> dropped_{0};
   std::thread thread_;

@@ -233,6 +233,7 @@ void SentryForwarder::Stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    cancel_ = true;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -262,7 +263,7 @@ void SentryForwarder::Run() {
     }
     tokens -= 1;
     const auto r = HttpPost(dsn_.envelope_url, headers, SentryEnvelope(t, dsn_, options_.environment, EventId(), now),
-                            options_.timeout);
+                            options_.timeout, &cancel_);
     if (r.ok()) {
       sent_.fetch_add(1, std::memory_order_relaxed);
     } else {

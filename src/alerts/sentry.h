@@ -87,6 +87,7 @@ class SentryForwarder : public StateListener {
   std::condition_variable cv_;
   std::deque<FailedTask> queue_;
   bool stop_ = false;
+  std::atomic<bool> cancel_{false};  // aborts the send in flight at Stop
   std::thread thread_;
   std::atomic<uint64_t> sent_{0}, failed_{0}, dropped_{0}, rate_limited_{0};
 };
