@@ -48,6 +48,7 @@ enum class RuleKind : uint8_t {
   kTaskFailureCount,   // more than `threshold` failures over `window`
   kTaskRuntime,        // runtime over `sla`: any task (percentile 0) or the window's percentile
   kTaskNotSucceeded,   // dead-man's switch: no success of `task` for `max_age`
+  kQueueWait,          // received -> started wait at the worker over `threshold` s (any, or percentile)
   kIngestLag,          // event age on arrival above `threshold` seconds
   kBrokerUnreachable,  // the event connection to the broker is down
 };

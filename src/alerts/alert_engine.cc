@@ -82,6 +82,7 @@ AlertEngine::AlertEngine(AlertConfig config, AlertSources sources, Notify notify
     };
   }
   started_at_ = sources_.now();
+  feed_.SetClock(sources_.now);
 }
 
 AlertEngine::~AlertEngine() { Stop(); }
@@ -171,6 +172,7 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
     case RuleKind::kTaskFailureRate:
     case RuleKind::kTaskFailureCount:
     case RuleKind::kTaskRuntime:
+    case RuleKind::kQueueWait:
       for (const auto& name : windows_.Names()) {
         if (!GlobMatch(r.task, name)) continue;
         const auto s = windows_.Window(name, now, r.window);
@@ -191,6 +193,16 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
                                       "Task " + name + " failure rate " + Fmt(rate * 100) + "% (" +
                                           std::to_string(s.failures) + "/" + std::to_string(total) + ")" + over});
             }
+          }
+        } else if (r.kind == RuleKind::kQueueWait) {
+          if (s.waits.empty()) continue;
+          const double v = r.percentile > 0 ? Percentile(s.waits, r.percentile)
+                                            : *std::max_element(s.waits.begin(), s.waits.end());
+          if (v > r.threshold) {
+            out.push_back(Condition{{{"task", name}},
+                                    v,
+                                    "Task " + name + (r.percentile > 0 ? " p" + Fmt(r.percentile) : " max") +
+                                        " queue wait " + Fmt(v) + "s (more than " + Fmt(r.threshold) + "s)" + over});
           }
         } else if (!s.runtimes.empty()) {
           const double v = r.percentile > 0 ? Percentile(s.runtimes, r.percentile)

@@ -66,6 +66,11 @@ std::string PromQlFor(const RuleConfig& r) {
     }
     case RuleKind::kTaskNotSucceeded:
       return "(sum(increase(celery_task_succeeded_total" + task + Range(r.max_age) + ")) or vector(0)) == 0";
+    case RuleKind::kQueueWait: {
+      const double q = r.percentile > 0 ? r.percentile / 100 : 0.99;
+      return "histogram_quantile(" + Num(q) + ", sum by (task, le) (rate(stalk_task_queue_wait_seconds_bucket" +
+             Selector("task", r.task) + Range(r.window) + "))) > " + Num(r.threshold);
+    }
     case RuleKind::kIngestLag:
       return "stalk_ingest_lag_seconds > " + Num(r.threshold);
     case RuleKind::kBrokerUnreachable:

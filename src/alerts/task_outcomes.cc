@@ -10,6 +10,18 @@ namespace stalk {
 
 void TaskOutcomeFeed::OnTaskEvent(const ClusterState& /*state*/, const Task& task, const Event& ev,
                                   TaskState previous) {
+  const auto now = [this] {
+    return now_ ? now_()
+                : std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  if (ev.kind == EventKind::kTaskStarted) {
+    // Queue wait at the worker, as stalk_task_queue_wait_seconds: ETA tasks wait by design.
+    if (previous != TaskState::kStarted && task.name != kNoId && task.eta.is_null() && task.received > 0 &&
+        task.started >= task.received) {
+      Push(TaskOutcome{task.name, false, task.started - task.received, now(), true});
+    }
+    return;
+  }
   const bool failed = ev.kind == EventKind::kTaskFailed;
   if (!failed && ev.kind != EventKind::kTaskSucceeded) {
     return;
@@ -21,9 +33,7 @@ void TaskOutcomeFeed::OnTaskEvent(const ClusterState& /*state*/, const Task& tas
   if (task.name == kNoId) {
     return;  // never seen task-received: nothing to group by
   }
-  const double now =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  Push(TaskOutcome{task.name, failed, task.runtime, now});
+  Push(TaskOutcome{task.name, failed, task.runtime, now()});
 }
 
 void TaskOutcomeFeed::Push(const TaskOutcome& o) {
@@ -44,7 +54,7 @@ void TaskOutcomeFeed::Drain(std::vector<TaskOutcome>& out) {
 void TaskWindows::Add(const std::string& name, const TaskOutcome& o) {
   auto& p = by_name_[name];
   p.recent.push_back(o);
-  if (!o.failed && o.at > p.last_success) {
+  if (!o.failed && !o.started && o.at > p.last_success) {
     p.last_success = o.at;
   }
 }
@@ -64,6 +74,10 @@ TaskWindows::Stats TaskWindows::Window(const std::string& name, double now, doub
     return s;
   }
   for (auto o = it->second.recent.rbegin(); o != it->second.recent.rend() && o->at >= now - window; ++o) {
+    if (o->started) {
+      s.waits.push_back(o->runtime);
+      continue;
+    }
     (o->failed ? s.failures : s.successes)++;
     if (o->runtime >= 0) {
       s.runtimes.push_back(o->runtime);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -22,8 +23,9 @@ namespace stalk {
 struct TaskOutcome {
   uint32_t name = 0;   // interned task name (ClusterState::Name)
   bool failed = false;
-  double runtime = -1;  // seconds; -1 unknown
+  double runtime = -1;  // seconds; -1 unknown (started: the queue wait, received -> started)
   double at = 0;        // receiver clock
+  bool started = false; // a task-started (queue wait sample), not a finished task
 };
 
 class TaskOutcomeFeed : public StateListener {
@@ -34,11 +36,14 @@ class TaskOutcomeFeed : public StateListener {
   // Moves the buffered outcomes into `out` (cleared first).
   void Drain(std::vector<TaskOutcome>& out);
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  // Appends one outcome (what OnTaskEvent does, stamped with the wall clock; tests call it directly).
+  // Appends one outcome (what OnTaskEvent does; tests call it directly).
   void Push(const TaskOutcome& o);
+  // The clock that stamps outcomes (the engine's; default the wall clock). Set before ingestion.
+  void SetClock(std::function<double()> now) { now_ = std::move(now); }
 
  private:
   size_t capacity_;
+  std::function<double()> now_;
   std::mutex mu_;
   std::vector<TaskOutcome> buf_;
   std::atomic<uint64_t> dropped_{0};
@@ -50,6 +55,7 @@ class TaskWindows {
   struct Stats {
     uint64_t successes = 0, failures = 0;
     std::vector<double> runtimes;  // of successes and failures with a known runtime
+    std::vector<double> waits;     // queue waits (received -> started) of tasks started
   };
   explicit TaskWindows(double horizon) : horizon_(horizon) {}
   void Add(const std::string& name, const TaskOutcome& o);

@@ -246,6 +246,27 @@ TEST(AlertEngine, TaskFailureCountRateAndRuntime) {
   EXPECT_EQ(resolved, 3u);
 }
 
+TEST(AlertEngine, QueueWaitFromTaskStarted) {
+  Harness h("rules:\n  - {name: Wait, kind: queue_wait, params: {threshold: 5, window: 1m}}\n");
+  auto apply = [&](EventKind kind, const char* type, double t) {
+    Event ev;
+    ev.kind = kind;
+    ev.type = type;
+    ev.uuid = "8b4f7c1e-2a3d-4c5e-9f60-7a8b9c0d1e2f";
+    ev.name = OptStr{"app.slow", true, false};
+    ev.hostname = "w1";
+    ev.timestamp = t;
+    ev.has_timestamp = true;
+    h.state.Write()->Apply(ev, t);
+  };
+  apply(EventKind::kTaskReceived, "task-received", 1000);
+  apply(EventKind::kTaskStarted, "task-started", 1008);
+  h.engine->Evaluate(1009);
+  ASSERT_EQ(h.notices.size(), 1u);
+  EXPECT_EQ(h.notices[0].labels.at("task"), "app.slow");
+  EXPECT_DOUBLE_EQ(h.notices[0].value, 8);
+}
+
 TEST(AlertEngine, DeadManAndBroker) {
   Harness h(R"(rules:
   - {name: Nightly, kind: task_not_succeeded, params: {task: app.nightly, max_age: 1m}}
