@@ -49,6 +49,7 @@ enum class RuleKind : uint8_t {
   kTaskRuntime,        // runtime over `sla`: any task (percentile 0) or the window's percentile
   kTaskNotSucceeded,   // dead-man's switch: no success of `task` for `max_age`
   kQueueWait,          // received -> started wait at the worker over `threshold` s (any, or percentile)
+  kNoConsumer,         // no live worker consumes a queue (workers' inspect active_queues)
   kIngestLag,          // event age on arrival above `threshold` seconds
   kBrokerUnreachable,  // the event connection to the broker is down
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "alerts/duration.h"
 #include "common/ingest_stats.h"
@@ -152,6 +153,37 @@ void AlertEngine::WorkerConditions(const RuleConfig& r, double now, std::vector<
   }
 }
 
+void AlertEngine::ConsumerConditions(const RuleConfig& r, double now, const std::vector<QueueLength>& queues,
+                                     std::vector<Condition>& out) {
+  const auto consumers = sources_.queue_consumers ? sources_.queue_consumers()
+                                                  : std::map<std::string, std::set<std::string>>{};
+  std::set<std::string> names;
+  for (const auto& q : queues) names.insert(q.name);
+  for (const auto& [q, hosts] : consumers) names.insert(q);
+  if (!r.queue.empty() && r.queue.back() != '*') names.insert(r.queue);
+  std::vector<std::pair<std::string, const std::set<std::string>*>> todo;
+  for (const auto& q : names) {
+    if (!GlobMatch(r.queue, q)) continue;
+    auto it = consumers.find(q);
+    todo.emplace_back(q, it == consumers.end() ? nullptr : &it->second);
+  }
+  if (todo.empty()) return;
+  std::optional<SharedState::ReadLock> st;
+  if (sources_.state) st.emplace(*sources_.state);
+  for (const auto& [q, hosts] : todo) {
+    size_t alive = 0;
+    if (hosts && st) {
+      for (const auto& h : *hosts) {
+        const Worker* w = (*st)->FindWorker(h);
+        alive += w && (*st)->IsAlive(*w, now);
+      }
+    }
+    if (alive == 0) {
+      out.push_back(Condition{{{"queue", q}}, 0, "No live worker consumes queue " + q});
+    }
+  }
+}
+
 std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r, double now,
                                                             const std::vector<QueueLength>& queues) {
   std::vector<Condition> out;
@@ -225,6 +257,9 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
       }
       break;
     }
+    case RuleKind::kNoConsumer:
+      ConsumerConditions(r, now, queues, out);
+      break;
     case RuleKind::kIngestLag:
       if (sources_.ingest) {
         const double lag = sources_.ingest->ingest_lag_seconds.load(std::memory_order_relaxed);

@@ -37,6 +37,9 @@ struct AlertSources {
   const IngestStats* ingest = nullptr;  // broker connection, ingest lag
   std::function<std::vector<QueueLength>()> queues;  // latest polled queue lengths (may be empty)
   std::function<double()> now;          // the clock (epoch seconds)
+  // Queue name -> hostnames of the workers that reported consuming it (inspect active_queues); may be
+  // null. Liveness is judged from the state, so a dead worker's stale reply does not count.
+  std::function<std::map<std::string, std::set<std::string>>()> queue_consumers;
 };
 
 enum class AlertState : uint8_t { kPending, kFiring, kResolved };
@@ -96,6 +99,8 @@ class AlertEngine {
 
   std::vector<Condition> Conditions(const RuleConfig& r, double now, const std::vector<QueueLength>& queues);
   void WorkerConditions(const RuleConfig& r, double now, std::vector<Condition>& out);
+  void ConsumerConditions(const RuleConfig& r, double now, const std::vector<QueueLength>& queues,
+                          std::vector<Condition>& out);
   void Send(const std::string& fingerprint, Alert& a, const char* status, double now);
   void Run();
 

@@ -71,6 +71,9 @@ std::string PromQlFor(const RuleConfig& r) {
       return "histogram_quantile(" + Num(q) + ", sum by (task, le) (rate(stalk_task_queue_wait_seconds_bucket" +
              Selector("task", r.task) + Range(r.window) + "))) > " + Num(r.threshold);
     }
+    case RuleKind::kNoConsumer:
+      // celery-exporter's gauge, present when Stalk knows the queue's consumers.
+      return "celery_active_worker_count" + Selector("queue_name", r.queue) + " == 0";
     case RuleKind::kIngestLag:
       return "stalk_ingest_lag_seconds > " + Num(r.threshold);
     case RuleKind::kBrokerUnreachable:

@@ -3,8 +3,10 @@
 // SIGINT/SIGTERM. Start-up errors (bad option, port in use) exit non-zero with one clear line; broker
 // errors never do: Stalk keeps serving and reconnecting.
 #include <csignal>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -87,6 +89,22 @@ class QueuePoller {
   std::mutex mu_;
   std::vector<QueueLength> snapshot_;
 };
+
+// Queue -> workers that reported consuming it (inspect active_queues replies), for no_consumer alerts.
+std::map<std::string, std::set<std::string>> QueueConsumers(const InspectCache& cache) {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& [host, fields] : cache.Snapshot()) {
+    for (const auto& [method, text] : fields) {
+      if (method != "active_queues") continue;
+      auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_array()) continue;
+      for (const auto& q : j) {
+        if (q.is_object() && q.contains("name") && q["name"].is_string()) out[q["name"].get<std::string>()].insert(host);
+      }
+    }
+  }
+  return out;
+}
 
 Result<std::vector<double>> ParseBuckets(const std::string& text) {
   std::vector<double> out;
@@ -241,7 +259,8 @@ int RunServe(ServeSettings s) {
   auto alerting = Alerting::Create(
       AlertingSetup{s.alerts_config, sentry_dsn ? sentry_dsn : "", sentry_env ? sentry_env : "",
                     s.sentry_max_per_minute, "http://" + s.address + ":" + std::to_string(s.port) + "/api/alerts"},
-      AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, WallNow});
+      AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, WallNow,
+                   [&control] { return QueueConsumers(control.cache()); }});
   if (!alerting) {
     log->error("{}", alerting.error());
     return 2;

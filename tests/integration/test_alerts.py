@@ -105,6 +105,8 @@ rules:
   - {name: Nightly, kind: dead_man, channels: [], params: {task: app.nightly, max_age: 1d}}
   - {name: Lag, kind: ingest_lag, channels: [], for: 1m, params: {threshold: 30}}
   - {name: Broker, kind: broker_unreachable, channels: [], for: 1m}
+  - {name: NoConsumer, kind: no_consumer, channels: [], params: {queue: backlog}}
+  - {name: CeleryConsumed, kind: no_consumer, channels: [], for: 1m, params: {queue: celery}}
   - {name: FailRate, kind: task_failure_rate, channels: [], params: {window: 10m, threshold: 0.5, min_count: 10}}
 """
 
@@ -316,6 +318,14 @@ def test_queue_backlog_alert_and_a_hanging_receiver_does_not_slow_ingestion(stal
     hook_ok = re.search(r'stalk_alert_notifications_total\{channel="hook",result="success"\} (\d+)', metrics)
     assert hook_ok and int(hook_ok.group(1)) >= 1, metrics
     assert 'stalk_sentry_events_total{result="dropped"} 0' in metrics
+
+    # Nobody consumes "backlog": the no_consumer rule fires for it; w1 consumes "celery", whose rule
+    # (for: 1m) stays at most pending.
+    alerts = wait_until(lambda: stalk.get_json("/api/alerts")["alerts"],
+                        lambda al: [a for a in al if a["rule"] == "NoConsumer" and a["state"] == "firing"], 10,
+                        "NoConsumer firing for backlog")
+    assert [a["labels"]["queue"] for a in alerts if a["rule"] == "NoConsumer"] == ["backlog"]
+    assert not [a for a in alerts if a["rule"] == "CeleryConsumed" and a["state"] == "firing"]
 
     redis_server.client().delete("backlog")
     wait_until(lambda: by_rule(receiver.json_posts("/hook"), "Backlog"),

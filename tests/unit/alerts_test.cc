@@ -267,6 +267,21 @@ TEST(AlertEngine, QueueWaitFromTaskStarted) {
   EXPECT_DOUBLE_EQ(h.notices[0].value, 8);
 }
 
+TEST(AlertEngine, NoConsumerJudgesLivenessFromState) {
+  SharedState state{StateOptions{}};
+  std::vector<AlertNotice> notices;
+  std::map<std::string, std::set<std::string>> consumers = {{"celery", {"w1"}}, {"mail", {"gone"}}};
+  AlertSources src{&state, nullptr, [] { return std::vector<QueueLength>{{"celery", 0}, {"mail", 0}, {"idle", 0}}; },
+                   [] { return 1000.0; }, [&] { return consumers; }};
+  AlertEngine engine(MustParse(std::string(kChannels) + "rules:\n  - {name: NoConsumer, kind: no_consumer}\n"), src,
+                     [&](AlertNotice n) { notices.push_back(std::move(n)); });
+  Heartbeat(state, "w1", 1000);
+  engine.Evaluate(1000.5);
+  std::set<std::string> queues;
+  for (const auto& n : notices) queues.insert(n.labels.at("queue"));
+  EXPECT_EQ(queues, (std::set<std::string>{"mail", "idle"}));  // "gone" never heartbeated; idle has nobody
+}
+
 TEST(AlertEngine, DeadManAndBroker) {
   Harness h(R"(rules:
   - {name: Nightly, kind: task_not_succeeded, params: {task: app.nightly, max_age: 1m}}
@@ -390,6 +405,10 @@ rules:
 )");
   EXPECT_EQ(PromQlFor(cfg.rules[0]), "celery_worker_up{hostname=~\"w1@.*\"} == 0");
   EXPECT_EQ(PromQlFor(cfg.rules[1]), "celery_queue_length{queue_name=\"celery\"} > 100");
+  RuleConfig nc;
+  nc.kind = RuleKind::kNoConsumer;
+  nc.queue = "celery";
+  EXPECT_EQ(PromQlFor(nc), "celery_active_worker_count{queue_name=\"celery\"} == 0");
   const std::string yaml = PrometheusRulesYaml(cfg);
   EXPECT_NE(yaml.find("alert: Offline"), std::string::npos);
   EXPECT_NE(yaml.find("for: 1m"), std::string::npos);
