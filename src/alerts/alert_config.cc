@@ -162,13 +162,13 @@ RuleKind ParseKind(const YAML::Node& n) {
       {"task_runtime", RuleKind::kTaskRuntime},           {"task_not_succeeded", RuleKind::kTaskNotSucceeded},
       {"dead_man", RuleKind::kTaskNotSucceeded},          {"ingest_lag", RuleKind::kIngestLag},
       {"broker_unreachable", RuleKind::kBrokerUnreachable}, {"queue_wait", RuleKind::kQueueWait},
-      {"no_consumer", RuleKind::kNoConsumer}};
+      {"no_consumer", RuleKind::kNoConsumer},           {"store_errors", RuleKind::kStoreErrors}};
   const std::string k = Str(n, "kind");
   auto it = kinds.find(k);
   if (it == kinds.end()) {
     Fail(n, "unknown rule kind '" + k +
                 "' (worker_offline, queue_length, task_failure_rate, task_failure_count, task_runtime, "
-                "task_not_succeeded, queue_wait, no_consumer, ingest_lag, broker_unreachable)");
+                "task_not_succeeded, queue_wait, no_consumer, store_errors, ingest_lag, broker_unreachable)");
   }
   return it->second;
 }
@@ -252,6 +252,7 @@ std::string_view RuleKindName(RuleKind k) {
     case RuleKind::kBrokerUnreachable: return "broker_unreachable";
     case RuleKind::kQueueWait: return "queue_wait";
     case RuleKind::kNoConsumer: return "no_consumer";
+    case RuleKind::kStoreErrors: return "store_errors";
   }
   return "unknown";
 }

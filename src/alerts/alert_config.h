@@ -50,6 +50,7 @@ enum class RuleKind : uint8_t {
   kTaskNotSucceeded,   // dead-man's switch: no success of `task` for `max_age`
   kQueueWait,          // received -> started wait at the worker over `threshold` s (any, or percentile)
   kNoConsumer,         // no live worker consumes a queue (workers' inspect active_queues)
+  kStoreErrors,        // the durable history store reports a problem (failing writes, dropped rows)
   kIngestLag,          // event age on arrival above `threshold` seconds
   kBrokerUnreachable,  // the event connection to the broker is down
 };

@@ -260,6 +260,13 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
     case RuleKind::kNoConsumer:
       ConsumerConditions(r, now, queues, out);
       break;
+    case RuleKind::kStoreErrors:
+      if (sources_.store_problem) {
+        if (auto why = sources_.store_problem()) {
+          out.push_back(Condition{{}, 1, "The history store is degraded: " + *why});
+        }
+      }
+      break;
     case RuleKind::kIngestLag:
       if (sources_.ingest) {
         const double lag = sources_.ingest->ingest_lag_seconds.load(std::memory_order_relaxed);

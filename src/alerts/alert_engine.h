@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -40,6 +41,8 @@ struct AlertSources {
   // Queue name -> hostnames of the workers that reported consuming it (inspect active_queues); may be
   // null. Liveness is judged from the state, so a dead worker's stale reply does not count.
   std::function<std::map<std::string, std::set<std::string>>()> queue_consumers;
+  // Why the durable history store is degraded, or nullopt (null function: no store).
+  std::function<std::optional<std::string>()> store_problem;
 };
 
 enum class AlertState : uint8_t { kPending, kFiring, kResolved };

@@ -74,6 +74,9 @@ std::string PromQlFor(const RuleConfig& r) {
     case RuleKind::kNoConsumer:
       // celery-exporter's gauge, present when Stalk knows the queue's consumers.
       return "celery_active_worker_count" + Selector("queue_name", r.queue) + " == 0";
+    case RuleKind::kStoreErrors:
+      return "stalk_store_up == 0 or increase(stalk_store_errors_total[5m]) > 0 or "
+             "increase(stalk_store_dropped_total[5m]) > 0";
     case RuleKind::kIngestLag:
       return "stalk_ingest_lag_seconds > " + Num(r.threshold);
     case RuleKind::kBrokerUnreachable:

@@ -260,7 +260,10 @@ int RunServe(ServeSettings s) {
       AlertingSetup{s.alerts_config, sentry_dsn ? sentry_dsn : "", sentry_env ? sentry_env : "",
                     s.sentry_max_per_minute, "http://" + s.address + ":" + std::to_string(s.port) + "/api/alerts"},
       AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, WallNow,
-                   [&control] { return QueueConsumers(control.cache()); }});
+                   [&control] { return QueueConsumers(control.cache()); },
+                   [&ctx]() -> std::optional<std::string> {  // set by WireStoreApi below, before Start
+                     return ctx.store_problem ? ctx.store_problem() : std::nullopt;
+                   }});
   if (!alerting) {
     log->error("{}", alerting.error());
     return 2;

@@ -105,6 +105,7 @@ rules:
   - {name: Nightly, kind: dead_man, channels: [], params: {task: app.nightly, max_age: 1d}}
   - {name: Lag, kind: ingest_lag, channels: [], for: 1m, params: {threshold: 30}}
   - {name: Broker, kind: broker_unreachable, channels: [], for: 1m}
+  - {name: Store, kind: store_errors, channels: [], for: 1m}
   - {name: NoConsumer, kind: no_consumer, channels: [], params: {queue: backlog}}
   - {name: CeleryConsumed, kind: no_consumer, channels: [], for: 1m, params: {queue: celery}}
   - {name: FailRate, kind: task_failure_rate, channels: [], params: {window: 10m, threshold: 0.5, min_count: 10}}

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -299,6 +300,24 @@ TEST(AlertEngine, DeadManAndBroker) {
   h.engine->Evaluate(1072);
   ASSERT_EQ(h.notices.size(), 2u);
   EXPECT_EQ(h.notices[1].rule, "Broker");
+}
+
+TEST(AlertEngine, StoreErrors) {
+  std::optional<std::string> problem;
+  std::vector<AlertNotice> notices;
+  AlertSources src{nullptr, nullptr, nullptr, [] { return 1000.0; }, nullptr, [&] { return problem; }};
+  AlertEngine engine(MustParse(std::string(kChannels) + "rules:\n  - {name: Store, kind: store_errors}\n"), src,
+                     [&](AlertNotice n) { notices.push_back(std::move(n)); });
+  engine.Evaluate(1000);
+  EXPECT_TRUE(notices.empty());
+  problem = "writes failing: disk full";
+  engine.Evaluate(1001);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_NE(notices[0].summary.find("disk full"), std::string::npos);
+  problem.reset();
+  engine.Evaluate(1002);
+  ASSERT_EQ(notices.size(), 2u);
+  EXPECT_EQ(notices[1].status, "resolved");
 }
 
 TEST(AlertEngine, FingerprintIsStable) {
