@@ -21,14 +21,20 @@ double Now() {
 Notifier::Notifier(std::vector<ChannelConfig> channels, NotifierOptions options)
     : channels_(std::move(channels)), options_(std::move(options)) {
   if (!options_.getenv) options_.getenv = [](const char* n) { return static_cast<const char*>(std::getenv(n)); };
-  for (const auto& c : channels_) counts_[c.name];
+  for (const auto& c : channels_) {
+    counts_[c.name];
+    lanes_.push_back(std::make_unique<Lane>());
+  }
   CurlGlobalInit();
 }
 
 Notifier::~Notifier() { Stop(); }
 
 void Notifier::Start() {
-  thread_ = std::thread([this] { Run(); });
+  for (auto& lane : lanes_) {
+    Lane* l = lane.get();
+    l->thread = std::thread([this, l] { Run(*l); });
+  }
 }
 
 void Notifier::Stop() {
@@ -37,26 +43,26 @@ void Notifier::Stop() {
     stop_ = true;
     cancel_ = true;
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& lane : lanes_) {
+    lane->cv.notify_all();
+    if (lane->thread.joinable()) lane->thread.join();
+  }
 }
 
 void Notifier::Enqueue(const AlertNotice& n) {
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   for (const auto& name : n.channels) {
-    const ChannelConfig* ch = nullptr;
-    for (const auto& c : channels_) {
-      if (c.name == name) ch = &c;
+    for (size_t i = 0; i < channels_.size(); ++i) {
+      if (channels_[i].name != name) continue;
+      Lane& lane = *lanes_[i];
+      if (lane.ready.size() + lane.waiting.size() >= options_.capacity) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        lane.ready.push_back(Job{&channels_[i], n, 0, 0});
+        lane.cv.notify_one();
+      }
     }
-    if (!ch) continue;
-    if (ready_.size() + waiting_.size() >= options_.capacity) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    ready_.push_back(Job{ch, n, 0, 0});
   }
-  lock.unlock();
-  cv_.notify_one();
 }
 
 std::string Notifier::Env(const std::string& name) const {
@@ -121,34 +127,34 @@ PostResult Notifier::Deliver(const Job& job) {
   return missing;
 }
 
-void Notifier::Run() {
+void Notifier::Run(Lane& lane) {
   auto log = Logger("alerts");
   std::unique_lock lock(mu_);
   for (;;) {
     const double now = Now();
     if (stop_) {
-      dropped_.fetch_add(ready_.size() + waiting_.size(), std::memory_order_relaxed);
-      ready_.clear();
-      waiting_.clear();
+      dropped_.fetch_add(lane.ready.size() + lane.waiting.size(), std::memory_order_relaxed);
+      lane.ready.clear();
+      lane.waiting.clear();
       return;
     }
     // Move due retries to the ready queue.
-    for (auto it = waiting_.begin(); it != waiting_.end();) {
+    for (auto it = lane.waiting.begin(); it != lane.waiting.end();) {
       if (it->due <= now) {
-        ready_.push_back(std::move(*it));
-        it = waiting_.erase(it);
+        lane.ready.push_back(std::move(*it));
+        it = lane.waiting.erase(it);
       } else {
         ++it;
       }
     }
-    if (ready_.empty()) {
+    if (lane.ready.empty()) {
       double next = now + 3600;
-      for (const auto& j : waiting_) next = std::min(next, j.due);
-      cv_.wait_for(lock, std::chrono::duration<double>(next - now));
+      for (const auto& j : lane.waiting) next = std::min(next, j.due);
+      lane.cv.wait_for(lock, std::chrono::duration<double>(next - now));
       continue;
     }
-    Job job = std::move(ready_.front());
-    ready_.pop_front();
+    Job job = std::move(lane.ready.front());
+    lane.ready.pop_front();
     lock.unlock();
     const PostResult r = Deliver(job);
     lock.lock();
@@ -169,7 +175,7 @@ void Notifier::Run() {
       job.due = Now() + delay;
       log->warn("alert {} to channel {} failed ({}); retry {} in {:.1f}s", job.notice.rule, job.channel->name, why,
                 job.attempt, delay);
-      waiting_.push_back(std::move(job));
+      lane.waiting.push_back(std::move(job));
     } else {
       ++counts.failure;
       log->error("alert {} to channel {} failed ({}); giving up after {} attempts", job.notice.rule,

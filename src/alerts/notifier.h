@@ -1,6 +1,7 @@
 // Stalk — Celery monitoring server.
-// Notifier: delivers AlertNotices to their channels on one dispatcher thread. Enqueue never blocks:
-// past `capacity` queued deliveries a notice is dropped and counted (stalk_alert_notification_dropped_total).
+// Notifier: delivers AlertNotices to their channels, one delivery thread per channel, so a receiver
+// that hangs delays only its own channel. Enqueue never blocks: past `capacity` queued deliveries for
+// a channel a notice is dropped and counted (stalk_alert_notification_dropped_total).
 // Each delivery has a total timeout; a failure is retried with exponential backoff (1 s, 2 s, 4 s…)
 // up to the channel's max_retries, without holding up other deliveries — retries wait in a
 // time-ordered list, not in a sleep. Outcomes are counted per channel and result
@@ -15,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,7 +29,7 @@
 namespace stalk {
 
 struct NotifierOptions {
-  size_t capacity = 1024;         // queued deliveries (all channels)
+  size_t capacity = 1024;         // queued deliveries per channel
   double backoff_initial = 1;     // seconds before the first retry; doubles each time
   double backoff_max = 60;
   std::string generator_url;      // Alertmanager's generatorURL (Stalk's /alerts page), optional
@@ -63,21 +65,24 @@ class Notifier {
     int attempt = 0;
     double due = 0;
   };
-  void Run();
+  struct Lane {  // one channel's queue and thread
+    std::deque<Job> ready;
+    std::vector<Job> waiting;  // retries, by due time
+    std::condition_variable cv;
+    std::thread thread;
+  };
+  void Run(Lane& lane);
   PostResult Deliver(const Job& job);
   std::string Env(const std::string& name) const;
 
   std::vector<ChannelConfig> channels_;
   NotifierOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> ready_;
-  std::vector<Job> waiting_;  // retries, by due time
+  mutable std::mutex mu_;  // lanes' queues, counts_, stop_
+  std::vector<std::unique_ptr<Lane>> lanes_;  // by index in channels_
   bool stop_ = false;
   std::atomic<bool> cancel_{false};  // aborts the delivery in flight at Stop
   std::map<std::string, Counts> counts_;
   std::atomic<uint64_t> dropped_{0};
-  std::thread thread_;
 };
 
 }  // namespace stalk

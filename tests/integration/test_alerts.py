@@ -302,6 +302,10 @@ def test_queue_backlog_alert_and_a_hanging_receiver_does_not_slow_ingestion(stal
     fired = by_rule(receiver.json_posts("/hook"), "Backlog")[0]["alerts"][0]
     assert fired["labels"]["queue"] == "backlog" and fired["value"] >= 5
     wait_for(lambda: receiver.posts("/hang"), 10, "the hanging receiver was called")
+    # Each channel has its own delivery thread: the 500 receiver ("broken", listed after "slow") is
+    # called without waiting for the hanging one's 3 s timeout.
+    wait_for(lambda: receiver.posts("/fail"), 10, "the 500 receiver was called")
+    assert receiver.posts("/fail")[0]["at"] - receiver.posts("/hang")[0]["at"] < 2.0
 
     # While the notifier waits on the hanging receiver, events keep flowing into the state.
     t0 = time.time()
