@@ -2,6 +2,7 @@
 #include "alerts/task_outcomes.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "protocol/event.h"
 #include "state/cluster_state.h"
@@ -53,16 +54,27 @@ void TaskOutcomeFeed::Drain(std::vector<TaskOutcome>& out) {
 
 void TaskWindows::Add(const std::string& name, const TaskOutcome& o) {
   auto& p = by_name_[name];
-  p.recent.push_back(o);
-  if (!o.failed && !o.started && o.at > p.last_success) {
+  const auto second = static_cast<int64_t>(std::floor(o.at));
+  if (p.buckets.empty() || p.buckets.back().second < second) {
+    p.buckets.push_back(Bucket{second, 0, 0, {}, {}});
+  }
+  Bucket& b = p.buckets.back();  // a late outcome joins the newest bucket
+  if (o.started) {
+    if (b.waits.size() < kSamplesPerSecond) b.waits.push_back(static_cast<float>(o.runtime));
+    return;
+  }
+  (o.failed ? b.failures : b.successes)++;
+  if (o.runtime >= 0 && b.runtimes.size() < kSamplesPerSecond) b.runtimes.push_back(static_cast<float>(o.runtime));
+  if (!o.failed && o.at > p.last_success) {
     p.last_success = o.at;
   }
 }
 
 void TaskWindows::Prune(double now) {
+  const double oldest = std::floor(now - horizon_) - 1;
   for (auto& [name, p] : by_name_) {
-    while (!p.recent.empty() && p.recent.front().at < now - horizon_) {
-      p.recent.pop_front();
+    while (!p.buckets.empty() && static_cast<double>(p.buckets.front().second) < oldest) {
+      p.buckets.pop_front();
     }
   }
 }
@@ -73,15 +85,13 @@ TaskWindows::Stats TaskWindows::Window(const std::string& name, double now, doub
   if (it == by_name_.end()) {
     return s;
   }
-  for (auto o = it->second.recent.rbegin(); o != it->second.recent.rend() && o->at >= now - window; ++o) {
-    if (o->started) {
-      s.waits.push_back(o->runtime);
-      continue;
-    }
-    (o->failed ? s.failures : s.successes)++;
-    if (o->runtime >= 0) {
-      s.runtimes.push_back(o->runtime);
-    }
+  const double from = std::floor(now - window);
+  for (auto b = it->second.buckets.rbegin(); b != it->second.buckets.rend() && static_cast<double>(b->second) >= from;
+       ++b) {
+    s.successes += b->successes;
+    s.failures += b->failures;
+    s.runtimes.insert(s.runtimes.end(), b->runtimes.begin(), b->runtimes.end());
+    s.waits.insert(s.waits.end(), b->waits.begin(), b->waits.end());
   }
   return s;
 }

@@ -4,7 +4,9 @@
 // waits: it appends a 24-byte record to a bounded buffer under a mutex that the evaluator holds only
 // to swap the buffer out. Past the bound, outcomes are dropped and counted (the evaluator then
 // under-counts; it never slows ingestion). TaskWindows keeps those outcomes per task name over the
-// longest rule window, for failure counts/rates, runtime SLAs and the dead-man's switch.
+// longest rule window, for failure counts/rates, runtime SLAs and the dead-man's switch — in one-second
+// buckets (exact counts, at most kSamplesPerSecond runtime and wait samples each), so memory and
+// evaluation cost grow with the window's seconds, not with the task rate.
 #pragma once
 
 #include <atomic>
@@ -57,6 +59,8 @@ class TaskWindows {
     std::vector<double> runtimes;  // of successes and failures with a known runtime
     std::vector<double> waits;     // queue waits (received -> started) of tasks started
   };
+  // Runtime / wait samples kept per task name and second; percentiles above this rate are estimates.
+  static constexpr size_t kSamplesPerSecond = 64;
   explicit TaskWindows(double horizon) : horizon_(horizon) {}
   void Add(const std::string& name, const TaskOutcome& o);
   // Forgets outcomes older than now - horizon.
@@ -69,8 +73,13 @@ class TaskWindows {
   double LastSuccess(const std::string& name) const;
 
  private:
+  struct Bucket {
+    int64_t second = 0;
+    uint32_t successes = 0, failures = 0;
+    std::vector<float> runtimes, waits;
+  };
   struct PerName {
-    std::deque<TaskOutcome> recent;
+    std::deque<Bucket> buckets;  // oldest first
     double last_success = 0;
   };
   double horizon_;

@@ -320,6 +320,18 @@ TEST(AlertEngine, StoreErrors) {
   EXPECT_EQ(notices[1].status, "resolved");
 }
 
+TEST(TaskWindows, ExactCountsBoundedSamples) {
+  TaskWindows w(60);
+  for (int i = 0; i < 10000; ++i) w.Add("t", TaskOutcome{0, i % 10 == 0, 0.5, 1000.0 + i / 5000.0});
+  auto s = w.Window("t", 1002, 60);
+  EXPECT_EQ(s.failures, 1000u);
+  EXPECT_EQ(s.successes, 9000u);
+  EXPECT_EQ(s.runtimes.size(), 2 * TaskWindows::kSamplesPerSecond);  // two seconds of samples
+  EXPECT_DOUBLE_EQ(w.LastSuccess("t"), 1000.0 + 9999 / 5000.0);
+  w.Prune(1100);
+  EXPECT_EQ(w.Window("t", 1100, 60).successes, 0u);
+}
+
 TEST(AlertEngine, FingerprintIsStable) {
   EXPECT_EQ(AlertEngine::Fingerprint("A", {{"x", "1"}}), AlertEngine::Fingerprint("A", {{"x", "1"}}));
   EXPECT_NE(AlertEngine::Fingerprint("A", {{"x", "1"}}), AlertEngine::Fingerprint("A", {{"x", "2"}}));
