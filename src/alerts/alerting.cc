@@ -64,6 +64,11 @@ void Alerting::RenderMetrics(std::string& out, bool openmetrics) const {
   if (engine_) {
     out += "# HELP stalk_alerts_firing Alerts currently firing.\n# TYPE stalk_alerts_firing gauge\n";
     out += "stalk_alerts_firing " + std::to_string(engine_->firing()) + "\n";
+    const std::string total = openmetrics ? "" : "_total";
+    out += "# HELP stalk_alert_outcomes_dropped" + total +
+           " Task outcomes the alert evaluator missed because its feed was full (rules under-count).\n";
+    out += "# TYPE stalk_alert_outcomes_dropped" + total + " counter\n";
+    out += "stalk_alert_outcomes_dropped_total " + std::to_string(engine_->outcomes_dropped()) + "\n";
   }
   if (notifier_) notifier_->RenderMetrics(out, openmetrics);
   if (sentry_) sentry_->RenderMetrics(out, openmetrics);

@@ -150,6 +150,13 @@ int RunServe(ServeSettings s) {
     return 2;
   }
 
+  if (!s.alerts_config.empty()) {  // fail before opening anything (Alerting::Create loads it again)
+    if (auto cfg = LoadAlertConfig(s.alerts_config); !cfg) {
+      log->error("--alerts_config: {}", cfg.error());
+      return 2;
+    }
+  }
+
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -364,3 +364,13 @@ def test_exported_rules_pass_promtool(stalk_bin, rules_file, module_tmp):
         pytest.skip("promtool not installed")
     r = subprocess.run([promtool, "check", "rules", str(out)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_bad_rules_file_stops_startup_with_line_and_column(stalk_bin, redis_server, module_tmp):
+    bad = module_tmp / "bad.yml"
+    bad.write_text("rules:\n  - name: X\n    kind: worker_offline\n    fro: 1m\n")
+    r = subprocess.run([str(stalk_bin), "serve", "--broker", redis_server.url, "--port", "0", "--db", "none",
+                        "--alerts_config", str(bad)], capture_output=True, text=True, timeout=30,
+                       cwd=module_tmp)
+    assert r.returncode == 2
+    assert f"{bad}:4:5: unknown key 'fro' in rule" in r.stdout + r.stderr
