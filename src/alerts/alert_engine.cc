@@ -135,6 +135,13 @@ std::string AlertEngine::Fingerprint(const std::string& rule, const std::map<std
 void AlertEngine::WorkerConditions(const RuleConfig& r, double now, std::vector<Condition>& out) {
   if (!sources_.state) return;
   auto st = sources_.state->Read();
+  // A worker seen alive and then purged (--purge_offline_workers) is still offline: its alert stays
+  // firing instead of resolving falsely.
+  for (const auto& host : seen_alive_) {
+    if (GlobMatch(r.worker, host) && !st->FindWorker(host)) {
+      out.push_back(Condition{{{"worker", host}}, 0, "Worker " + host + " is offline (and was purged)"});
+    }
+  }
   for (const auto& [id, w] : st->workers()) {
     if (!GlobMatch(r.worker, w.hostname) || w.last_heartbeat <= 0) continue;
     const double silent = now - w.last_heartbeat;

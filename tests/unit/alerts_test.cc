@@ -116,13 +116,13 @@ TEST(AlertConfig, ErrorsNameLineAndColumn) {
 }
 
 struct Harness {
-  SharedState state{StateOptions{}};
+  SharedState state;
   IngestStats stats;
   std::vector<QueueLength> queues;
   std::vector<AlertNotice> notices;
   std::unique_ptr<AlertEngine> engine;
 
-  explicit Harness(const std::string& rules, double start = 1000) {
+  explicit Harness(const std::string& rules, double start = 1000, StateOptions so = {}) : state(so) {
     AlertSources src{&state, &stats, [this] { return queues; }, [start] { return start; }};
     engine = std::make_unique<AlertEngine>(MustParse(std::string(kChannels) + rules), src,
                                            [this](AlertNotice n) { notices.push_back(std::move(n)); });
@@ -150,6 +150,23 @@ TEST(AlertEngine, WorkerOfflineFiresOnceThenResolves) {
   EXPECT_EQ(h.notices[1].fingerprint, h.notices[0].fingerprint);
   EXPECT_DOUBLE_EQ(h.notices[1].ends_at, 1020.5);
   EXPECT_EQ(h.engine->firing(), 0u);
+}
+
+TEST(AlertEngine, PurgedWorkerStaysFiring) {
+  StateOptions so;
+  so.purge_offline_workers = 1;
+  Harness h("rules:\n  - {name: WorkerOffline, kind: worker_offline}\n", 1000, so);
+  Heartbeat(h.state, "w1@host", 1000);
+  h.engine->Evaluate(1001);
+  h.state.Write()->Tick(1005);
+  h.engine->Evaluate(1005.5);
+  ASSERT_EQ(h.notices.size(), 1u);
+  h.state.Write()->Tick(1007);
+  h.state.Write()->Tick(1009);
+  ASSERT_EQ(h.state.Read()->FindWorker("w1@host"), nullptr) << "purged";
+  h.engine->Evaluate(1010);
+  EXPECT_EQ(h.notices.size(), 1u) << "no false resolve";
+  EXPECT_EQ(h.engine->firing(), 1u);
 }
 
 TEST(AlertEngine, WorkersOfflineBeforeStartDoNotFire) {
