@@ -15,6 +15,8 @@ PACKAGES=(
   librabbitmq-dev           # RabbitMQ (amqp://) transport: rabbitmq-c
   sqlite3 postgresql        # store tests: integrity checks, a private PostgreSQL server
   shellcheck                # stalk init tests: the written start_stalk.sh
+  libcurl4-openssl-dev libyaml-cpp-dev  # alerts: notifiers/Sentry over libcurl, the YAML rules file
+  python3-aiosmtpd prometheus-alertmanager  # alerts tests: a real SMTP sink and Alertmanager
   # real peers for tests and the demo
   redis-server redis-tools python3-celery python3-redis python3-pytest prometheus curl procps
   rabbitmq-server python3-amqp  # tests/integration/test_rabbitmq.py (a private node; policy-rc.d keeps the system one off)

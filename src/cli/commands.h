@@ -27,4 +27,7 @@ struct CaptureSettings {
 };
 int RunCapture(const CaptureSettings& s);
 
+// `stalk rules export`: writes Prometheus alerting rules for the alerts config (stdout when output is empty).
+int RunRulesExport(const std::string& config_path, const std::string& output);
+
 }  // namespace stalk

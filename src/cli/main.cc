@@ -72,6 +72,16 @@ int main(int argc, char** argv) {
       ->envname("STALK_FANOUT_PREFIX")->capture_default_str();
   doctor_cmd->add_flag("--fix", doctor.fix, "Broadcast enable_events to workers that send no task events, then re-check");
 
+  std::string rules_config, rules_output;
+  CLI::App* rules_cmd = app.add_subcommand("rules", "Alert rules (see README \"Alerting\")");
+  rules_cmd->require_subcommand(1);
+  CLI::App* rules_export_cmd =
+      rules_cmd->add_subcommand("export", "Write the alerts config's rules as Prometheus alerting rules");
+  rules_export_cmd->add_option("--alerts_config", rules_config, "Alerts config (YAML)")
+      ->envname("STALK_ALERTS_CONFIG")
+      ->required();
+  rules_export_cmd->add_option("--output,-o", rules_output, "File to write (default: stdout)");
+
   app.add_subcommand("version", "Print the version");
 
   // The issue tracker and most tools spell this flag with dashes; every other option follows Flower's
@@ -107,6 +117,9 @@ int main(int argc, char** argv) {
   }
   if (doctor_cmd->parsed()) {
     return RunDoctor(doctor);
+  }
+  if (rules_export_cmd->parsed()) {
+    return RunRulesExport(rules_config, rules_output);
   }
   if (replay_cmd->parsed()) {
     return RunReplay(replay);

@@ -3,12 +3,15 @@
 // SIGINT/SIGTERM. Start-up errors (bad option, port in use) exit non-zero with one clear line; broker
 // errors never do: Stalk keeps serving and reconnecting.
 #include <csignal>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "auth/auth_metrics.h"
+#include "alerts/alerting.h"
 #include "auth/auth_setup.h"
 #include "cli/commands.h"
 #include "cli/store_setup.h"
@@ -16,6 +19,7 @@
 #include "control/control_stack.h"
 #include "custom/custom_routes.h"
 #include "custom/metric_rules.h"
+#include "http/alert_routes.h"
 #include "http/api_routes.h"
 #include "http/audit_routes.h"
 #include "http/control_routes.h"
@@ -93,6 +97,22 @@ class QueuePoller {
   std::vector<QueueLength> snapshot_;
 };
 
+// Queue -> workers that reported consuming it (inspect active_queues replies), for no_consumer alerts.
+std::map<std::string, std::set<std::string>> QueueConsumers(const InspectCache& cache) {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& [host, fields] : cache.Snapshot()) {
+    for (const auto& [method, text] : fields) {
+      if (method != "active_queues") continue;
+      auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_array()) continue;
+      for (const auto& q : j) {
+        if (q.is_object() && q.contains("name") && q["name"].is_string()) out[q["name"].get<std::string>()].insert(host);
+      }
+    }
+  }
+  return out;
+}
+
 Result<std::vector<double>> ParseBuckets(const std::string& text) {
   std::vector<double> out;
   for (const auto& item : SplitList(text)) {
@@ -132,6 +152,13 @@ int RunServe(ServeSettings s) {
   if (!buckets) {
     log->error("--task_runtime_metric_buckets: {}", buckets.error());
     return 2;
+  }
+
+  if (!s.alerts_config.empty()) {  // fail before opening anything (Alerting::Create loads it again)
+    if (auto cfg = LoadAlertConfig(s.alerts_config); !cfg) {
+      log->error("--alerts_config: {}", cfg.error());
+      return 2;
+    }
   }
 
   // Block the stop signals in every thread; the main thread waits for them below.
@@ -306,9 +333,34 @@ int RunServe(ServeSettings s) {
     };
   }
   QueuePoller poller(poll_lengths, ctx, s.queue_poll_interval);
+  // Alerting (alerts/): rules over live state and notifiers with --alerts_config, Sentry with SENTRY_DSN.
+  const char* sentry_dsn = std::getenv("SENTRY_DSN");
+  const char* sentry_env = std::getenv("SENTRY_ENVIRONMENT");
+  auto alerting = Alerting::Create(
+      AlertingSetup{s.alerts_config, sentry_dsn ? sentry_dsn : "", sentry_env ? sentry_env : "",
+                    s.sentry_max_per_minute, "http://" + s.address + ":" + std::to_string(s.port) + "/api/alerts"},
+      AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, WallNow,
+                   [&control] { return QueueConsumers(control.cache()); },
+                   [&ctx]() -> std::optional<std::string> {  // set by WireStoreApi below, before Start
+                     return ctx.store_problem ? ctx.store_problem() : std::nullopt;
+                   }});
+  if (!alerting) {
+    log->error("{}", alerting.error());
+    return 2;
+  }
+  if (*alerting) {
+    (*alerting)->Attach(*state.Write());
+  }
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
-    return metrics.Render(state, stats, queues, WallNow(), openmetrics);  // takes the read lock in slices
+    std::string body = metrics.Render(state, stats, queues, WallNow(), openmetrics);  // read lock in slices
+    if (*alerting) {
+      std::string extra;
+      (*alerting)->RenderMetrics(extra, openmetrics);
+      const size_t eof = openmetrics && body.ends_with("# EOF\n") ? body.size() - 6 : body.size();
+      body.insert(eof, extra);
+    }
+    return body;
   };
 
   if (*store) {
@@ -355,6 +407,13 @@ int RunServe(ServeSettings s) {
   if ((*guard)->oidc()) {
     RegisterOidcRoutes(router, *(*guard)->oidc());
   }
+  if (*alerting && (*alerting)->engine()) {
+    AlertEngine* engine = (*alerting)->engine();
+    RegisterAlertApi(router, AlertApi{[engine] { return engine->AlertsJson(WallNow()); },
+                                      [engine] { return engine->SilencesJson(WallNow()); },
+                                      [engine](const std::string& body) { return engine->AddSilence(body, WallNow()); },
+                                      [engine](const std::string& id) { return engine->RemoveSilence(id); }});
+  }
   RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns});
   HttpServerOptions ho;
   ho.address = s.address;
@@ -376,6 +435,9 @@ int RunServe(ServeSettings s) {
   if (amqp_source) amqp_source->Start();
   if (redis_source) redis_source->Start();
   poller.Start();
+  if (*alerting) {
+    (*alerting)->Start();
+  }
   const std::string prefix = s.url_prefix.empty() ? "" : "/" + s.url_prefix;
   if (s.unix_socket.empty()) {
     log->info("Stalk {} serving {}://{}:{}{} — broker {}", STALK_VERSION, s.certfile.empty() ? "http" : "https",
@@ -399,6 +461,9 @@ int RunServe(ServeSettings s) {
   }
   log->info("received signal {}, stopping", sig);
   server.Stop();
+  if (*alerting) {
+    (*alerting)->Stop();
+  }
   poller.Stop();
   if (amqp_source) amqp_source->Stop();
   if (redis_source) redis_source->Stop();

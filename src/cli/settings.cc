@@ -144,6 +144,8 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(store_queue_mb, "Memory bound of the queue between ingestion and --db; past it history rows are dropped and counted"),
       STALK_FLAG_SETTING(store_events, "Also keep every event in --db (the events table)"),
       STALK_SETTING(state_save_interval, "Flower's snapshot interval in ms: accepted and ignored (Stalk writes history continuously)"),
+      STALK_SETTING(alerts_config, "Alert rules and notification channels (YAML; see README \"Alerting\"); empty: no alerting"),
+      STALK_SETTING(sentry_max_per_minute, "With SENTRY_DSN set: most task failures forwarded to Sentry per minute (the rest are counted and dropped)"),
   };
   return defs;
 }

@@ -76,6 +76,9 @@ struct ServeSettings {
   int store_queue_mb = 128;
   bool store_events = false;
   int state_save_interval = 0;  // Flower's (ms): accepted, unused — Stalk writes continuously
+  // Alerting (src/alerts/); Sentry's DSN and environment come from SENTRY_DSN/SENTRY_ENVIRONMENT only.
+  std::string alerts_config;
+  double sentry_max_per_minute = 60;
 };
 
 // Registers every setting on `app` (a CLI11 subcommand).
