@@ -264,12 +264,6 @@ const ChannelConfig* AlertConfig::FindChannel(std::string_view name) const {
   return nullptr;
 }
 
-bool GlobMatch(std::string_view pattern, std::string_view value) {
-  if (pattern.empty() || pattern == "*") return true;
-  if (pattern.back() == '*') return value.starts_with(pattern.substr(0, pattern.size() - 1));
-  return pattern == value;
-}
-
 Result<AlertConfig> ParseAlertConfig(const std::string& text, const std::string& source) {
   auto where = [&](const YAML::Mark& m) {
     return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": ";

@@ -14,6 +14,8 @@
 //       channels: [ops]
 #pragma once
 
+#include "common/glob.h"  // GlobMatch: exact, globs, or empty = any
+
 #include <map>
 #include <string>
 #include <string_view>
@@ -93,7 +95,5 @@ struct AlertConfig {
 Result<AlertConfig> ParseAlertConfig(const std::string& text, const std::string& source);
 // Reads and parses the file.
 Result<AlertConfig> LoadAlertConfig(const std::string& path);
-// True when `pattern` (exact, or prefix + '*', or empty = any) matches `value`.
-bool GlobMatch(std::string_view pattern, std::string_view value);
 
 }  // namespace stalk

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/glob.h"
 #include "metrics/exposition_writer.h"
 #include "protocol/event.h"
 #include "state/cluster_state.h"
@@ -109,26 +110,6 @@ std::string Unquote(std::string s) {
 }
 
 }  // namespace
-
-bool GlobMatch(std::string_view p, std::string_view t) {
-  size_t pi = 0, ti = 0, star = std::string_view::npos, mark = 0;
-  while (ti < t.size()) {
-    if (pi < p.size() && (p[pi] == '?' || p[pi] == t[ti])) {
-      ++pi, ++ti;
-    } else if (pi < p.size() && p[pi] == '*') {
-      star = pi++;
-      mark = ti;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1;
-      ti = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.size() && p[pi] == '*')
-    ++pi;
-  return pi == p.size();
-}
 
 Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, const std::string& source) {
   YAML::Node root;

@@ -94,7 +94,4 @@ class MetricRules : public StateListener {
   std::vector<Compiled*> any_event_;                                  // globs
 };
 
-// `*` and `?` globs; no other special characters.
-bool GlobMatch(std::string_view pattern, std::string_view text);
-
 }  // namespace stalk
