@@ -26,16 +26,7 @@ void AppendAuthMetrics(const AuthGuard& guard, uint64_t audit_entries, bool open
   w.Family("stalk_audit_entries", MetricType::kCounter, "Control actions recorded in the audit log.");
   w.Open();
   w.Close(audit_entries);
-  std::string text = w.Finish();
-  constexpr std::string_view kEof = "# EOF\n";
-  if (openmetrics && text.ends_with(kEof)) {
-    text.resize(text.size() - kEof.size());
-  }
-  if (openmetrics && exposition.ends_with(kEof)) {
-    exposition.insert(exposition.size() - kEof.size(), text);
-  } else {
-    exposition += text;
-  }
+  w.AppendTo(exposition);
 }
 
 }  // namespace stalk

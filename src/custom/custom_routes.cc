@@ -117,16 +117,7 @@ void AppendCustomMetrics(const CustomApi& api, bool openmetrics, std::string& ex
       w.Close(seconds / 3600 * api.cost_per_worker_hour);
     }
   }
-  std::string text = w.Finish();
-  constexpr std::string_view kEof = "# EOF\n";
-  if (openmetrics && text.ends_with(kEof)) {
-    text.resize(text.size() - kEof.size());
-  }
-  if (openmetrics && exposition.ends_with(kEof)) {
-    exposition.insert(exposition.size() - kEof.size(), text);
-  } else {
-    exposition += text;
-  }
+  w.AppendTo(exposition);
 }
 
 }  // namespace stalk

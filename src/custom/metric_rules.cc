@@ -460,16 +460,7 @@ void MetricRules::Append(bool openmetrics, std::string& exposition) const {
       w.Close(c->overflow);
     }
   }
-  std::string text = w.Finish();
-  constexpr std::string_view kEof = "# EOF\n";
-  if (openmetrics && text.ends_with(kEof)) {
-    text.resize(text.size() - kEof.size());
-  }
-  if (openmetrics && exposition.ends_with(kEof)) {
-    exposition.insert(exposition.size() - kEof.size(), text);
-  } else {
-    exposition += text;
-  }
+  w.AppendTo(exposition);
 }
 
 }  // namespace stalk

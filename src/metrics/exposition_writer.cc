@@ -253,4 +253,17 @@ std::string ExpositionWriter::Finish() {
   return std::move(buf_);
 }
 
+void ExpositionWriter::AppendTo(std::string& exposition) {
+  std::string text = Finish();
+  constexpr std::string_view kEof = "# EOF\n";
+  if (openmetrics_ && text.ends_with(kEof)) {
+    text.resize(text.size() - kEof.size());
+  }
+  if (openmetrics_ && exposition.ends_with(kEof)) {
+    exposition.insert(exposition.size() - kEof.size(), text);
+  } else {
+    exposition += text;
+  }
+}
+
 }  // namespace stalk

@@ -65,6 +65,9 @@ class ExpositionWriter {
 
   // Ends the exposition ("# EOF" for OpenMetrics) and hands the text over.
   std::string Finish();
+  // Ends this writer's families and adds them to an exposition already rendered (layers that export
+  // their own families: store, auth, custom...), keeping OpenMetrics' single "# EOF" last.
+  void AppendTo(std::string& exposition);
 
   bool openmetrics() const { return openmetrics_; }
   size_t size() const { return len_; }

@@ -54,16 +54,7 @@ void AppendStoreMetrics(const StoreWriter& writer, bool openmetrics, std::string
     w.Label("table", table);
     w.Close(Load(*v));
   }
-  std::string text = w.Finish();
-  constexpr std::string_view kEof = "# EOF\n";
-  if (openmetrics && text.ends_with(kEof)) {
-    text.resize(text.size() - kEof.size());
-  }
-  if (openmetrics && exposition.ends_with(kEof)) {
-    exposition.insert(exposition.size() - kEof.size(), text);
-  } else {
-    exposition += text;
-  }
+  w.AppendTo(exposition);
 }
 
 void WriteStoreStats(const StoreWriter& writer, JsonWriter& w) {
