@@ -108,6 +108,8 @@ void RegisterWebRoutes(Router& r, LiveFeed& feed, const WebOptions& options) {
   r.Get("/tasks", PageHandler("pages/tasks.html", options));
   r.Get("/audit", PageHandler("pages/audit.html", options));
   r.Get("/cost", PageHandler("pages/cost.html", options));
+  r.Get("/queues", PageHandler("pages/queues.html", options));
+  r.Get("/alerts", PageHandler("pages/alerts.html", options));
   r.GetPrefix("/task/", PageHandler("pages/task.html", options));
   r.GetPrefix("/static/", StaticFile);
   r.Get("/api/stalk/summary", [&feed](const HttpRequest&, const std::string&) {

@@ -207,6 +207,24 @@ try {
   await waitText(page, '#task-name', (t) => t === 'app.add', 'task page of the live task');
   await shot(page, 'task');
 
+  // ---- the other pages: queues, cost, audit log render from their APIs ----------------------------
+  step('queues, cost, audit');
+  await page.click('header nav a[data-nav="queues"]');
+  await page.waitForURL(base + 'queues');
+  await until(async () => (await page.locator('#queues tbody tr td.mono').count()) > 0, 'queue rows');
+  await page.click('header nav a[data-nav="cost"]');
+  await page.waitForURL(base + 'cost');
+  await page.locator('#cost tbody tr', {hasText: 'app.add'}).waitFor({timeout: 10000})
+      .catch(() => { throw new Error('the cost page does not list app.add'); });
+  await page.selectOption('#cost-group', 'worker');
+  await page.locator('#cost tbody tr', {hasText: 'w1@stalktest'}).waitFor({timeout: 10000})
+      .catch(() => { throw new Error('the cost page grouped by worker does not list w1@stalktest'); });
+  await shot(page, 'cost');
+  await page.click('header nav a[data-nav="audit"]');
+  await page.waitForURL(base + 'audit');
+  await until(async () => (await page.locator('#audit tbody tr').count()) > 0, 'audit table rendered');
+  await shot(page, 'audit');
+
   const csp = await cspViolations();
   check(csp.length === 0, 'CSP violations: ' + csp.join('; '));
   check(problems.length === 0, 'browser problems:\n' + problems.join('\n'));
