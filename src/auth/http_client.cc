@@ -47,6 +47,14 @@ Result<HttpClientResponse> Perform(CURL* curl, const std::string& url, const Htt
   if (!options.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
   }
+  curl_slist* headers = nullptr;
+  for (const std::string& h : options.headers) {
+    headers = curl_slist_append(headers, h.c_str());
+  }
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers, curl_slist_free_all);
+  if (headers != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  }
   const CURLcode rc = curl_easy_perform(curl);
   if (sink.too_big) {
     return Error{"response from " + url + " is larger than " + std::to_string(options.max_body_bytes) + " bytes"};

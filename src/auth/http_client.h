@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -20,6 +21,7 @@ struct HttpClientOptions {
   long timeout_ms = 5000;
   size_t max_body_bytes = 1u << 20;
   std::string ca_file;  // extra trust for a private provider; empty: the system's
+  std::vector<std::string> headers;  // extra request headers, "Name: value"
 };
 
 Result<HttpClientResponse> HttpGet(const std::string& url, const HttpClientOptions& options);

@@ -63,17 +63,15 @@ Result<OidcSettings> ResolveOidcSettings(OidcSettings s) {
       p = name;
     }
   }
-  if (p == "github") {
-    return Error{
-        "--auth_provider github: GitHub has no OpenID Connect login; use an OIDC provider (Google, GitLab, "
-        "Okta, Keycloak, Dex...) or put Stalk behind an OAuth proxy"};
+  if (p == "github" && s.issuer.empty()) {
+    s.issuer = "https://github.com";  // GitHub Enterprise: its base URL
   }
   if (p == "google" && s.issuer.empty()) {
     s.issuer = "https://accounts.google.com";
   } else if (p == "gitlab" && s.issuer.empty()) {
     s.issuer = "https://gitlab.com";
-  } else if (p != "google" && p != "gitlab" && p != "okta" && p != "oidc" && !p.empty()) {
-    return Error{"--auth_provider " + s.provider + " is unknown (google, gitlab, okta or oidc)"};
+  } else if (p != "google" && p != "gitlab" && p != "okta" && p != "github" && p != "oidc" && !p.empty()) {
+    return Error{"--auth_provider " + s.provider + " is unknown (google, github, gitlab, okta or oidc)"};
   }
   if (s.issuer.empty()) {
     return Error{"OIDC login needs --oidc_issuer (the provider's issuer URL)"};
@@ -108,6 +106,17 @@ Result<OidcLogin::Discovery> OidcLogin::Discover() {
     if (discovery_) {
       return *discovery_;
     }
+  }
+  if (github()) {
+    // No discovery document: GitHub's OAuth2 endpoints, and its API (api.github.com, or /api/v3 on
+    // GitHub Enterprise) where `jwks_uri` would be.
+    const std::string api =
+        settings_.issuer == "https://github.com" ? "https://api.github.com" : settings_.issuer + "/api/v3";
+    Discovery d{settings_.issuer, settings_.issuer + "/login/oauth/authorize",
+                settings_.issuer + "/login/oauth/access_token", api};
+    std::lock_guard lock(mu_);
+    discovery_ = d;
+    return d;
   }
   const std::string url = settings_.issuer + "/.well-known/openid-configuration";
   auto r = HttpGet(url, http_);
@@ -197,7 +206,7 @@ HttpResponse OidcLogin::Start(const HttpRequest& req) {
   const std::string cookie = cookies_.Sign(state + "\n" + nonce + "\n" + next, expires);
   std::string url = d->authorization_endpoint;
   url += url.find('?') == std::string::npos ? '?' : '&';
-  url += "response_type=code&scope=" + UrlEncode("openid email profile") +
+  url += "response_type=code&scope=" + UrlEncode(github() ? "read:user user:email" : "openid email profile") +
          "&client_id=" + UrlEncode(settings_.client_id) + "&redirect_uri=" + UrlEncode(settings_.redirect_uri) +
          "&state=" + UrlEncode(state) + "&nonce=" + UrlEncode(nonce);
   HttpResponse r = Redirect(url);
@@ -249,6 +258,39 @@ Result<nlohmann::json> OidcLogin::VerifyIdToken(const std::string& id_token, con
   return claims;
 }
 
+Result<std::string> OidcLogin::GithubEmail(const std::string& access_token) {
+  auto d = Discover();
+  if (!d) {
+    return Error{d.error()};
+  }
+  HttpClientOptions api = http_;
+  api.headers = {"Authorization: Bearer " + access_token, "Accept: application/vnd.github+json"};
+  auto r = HttpGet(d->jwks_uri + "/user/emails", api);
+  if (!r) {
+    return Error{"GitHub API: " + r.error()};
+  }
+  auto doc = nlohmann::json::parse(r->body, nullptr, false);
+  if (r->status != 200 || !doc.is_array()) {
+    return Error{"GitHub API /user/emails answered HTTP " + std::to_string(r->status)};
+  }
+  std::string verified;
+  for (const auto& e : doc) {
+    if (!e.is_object() || !e.contains("email") || !e["email"].is_string() || e.value("verified", false) != true) {
+      continue;
+    }
+    if (e.value("primary", false)) {
+      return e["email"].get<std::string>();
+    }
+    if (verified.empty()) {
+      verified = e["email"].get<std::string>();
+    }
+  }
+  if (verified.empty()) {
+    return Error{"the GitHub account has no verified e-mail address"};
+  }
+  return verified;
+}
+
 HttpResponse OidcLogin::Callback(const HttpRequest& req) {
   auto get = [&req](const char* key) {
     auto it = req.query.find(key);
@@ -277,27 +319,41 @@ HttpResponse OidcLogin::Callback(const HttpRequest& req) {
     Logger("auth")->error("{}", d.error());
     return HttpResponse::Error(503, "the login provider is unreachable; try again shortly");
   }
+  HttpClientOptions token_http = http_;
+  token_http.headers.emplace_back("Accept: application/json");  // GitHub answers form-encoded otherwise
   auto token = HttpPostForm(
       d->token_endpoint,
       {{"grant_type", "authorization_code"}, {"code", get("code")}, {"redirect_uri", settings_.redirect_uri}},
-      settings_.client_id, settings_.client_secret, http_);
+      settings_.client_id, settings_.client_secret, token_http);
   if (!token) {
     return Refuse("token endpoint: " + token.error());
   }
   auto doc = nlohmann::json::parse(token->body, nullptr, false);
-  if (token->status != 200 || !doc.is_object() || !doc.contains("id_token") || !doc["id_token"].is_string()) {
-    return Refuse("the token endpoint answered HTTP " + std::to_string(token->status) + " without an id_token");
-  }
-  auto claims = VerifyIdToken(doc["id_token"].get<std::string>(), nonce);
-  if (!claims) {
-    return Refuse(claims.error());
-  }
-  const std::string email = claims->value("email", "");
-  if (email.empty()) {
-    return Refuse("the id_token carries no e-mail address (ask for the email scope)");
-  }
-  if (claims->contains("email_verified") && (*claims)["email_verified"] == false) {
-    return Refuse("the e-mail address " + email + " is not verified");
+  std::string email;
+  if (github()) {
+    if (token->status != 200 || !doc.is_object() || !doc.contains("access_token") || !doc["access_token"].is_string()) {
+      return Refuse("the token endpoint answered HTTP " + std::to_string(token->status) + " without an access_token");
+    }
+    auto found = GithubEmail(doc["access_token"].get<std::string>());
+    if (!found) {
+      return Refuse(found.error());
+    }
+    email = *found;
+  } else {
+    if (token->status != 200 || !doc.is_object() || !doc.contains("id_token") || !doc["id_token"].is_string()) {
+      return Refuse("the token endpoint answered HTTP " + std::to_string(token->status) + " without an id_token");
+    }
+    auto claims = VerifyIdToken(doc["id_token"].get<std::string>(), nonce);
+    if (!claims) {
+      return Refuse(claims.error());
+    }
+    email = claims->value("email", "");
+    if (email.empty()) {
+      return Refuse("the id_token carries no e-mail address (ask for the email scope)");
+    }
+    if (claims->contains("email_verified") && (*claims)["email_verified"] == false) {
+      return Refuse("the e-mail address " + email + " is not verified");
+    }
   }
   if (!std::regex_match(email, email_re_)) {
     return Refuse(email + " is not allowed by --auth");

@@ -8,8 +8,9 @@
 // SameSite=Lax, Secure over HTTPS) that AuthGuard accepts like a credential.
 //
 // Flower's presets map to OIDC issuers: google (accounts.google.com), gitlab (gitlab.com or
-// --oidc_issuer), okta (--oidc_issuer, e.g. https://example.okta.com). GitHub has no OIDC login and is
-// refused with a clear message.
+// --oidc_issuer), okta (--oidc_issuer, e.g. https://example.okta.com). GitHub has no OpenID Connect: its
+// preset runs GitHub's OAuth2 flow instead (github.com, or GitHub Enterprise at --oidc_issuer) and
+// takes the primary verified address from the API's /user/emails; `state` is checked the same way.
 #pragma once
 
 #include <chrono>
@@ -79,6 +80,9 @@ class OidcLogin {
   Result<Discovery> Discover();
   Result<std::vector<Jwk>> Keys(bool refresh);
   Result<nlohmann::json> VerifyIdToken(const std::string& id_token, const std::string& nonce);
+  // GitHub: the access token's primary verified e-mail address.
+  Result<std::string> GithubEmail(const std::string& access_token);
+  bool github() const { return settings_.provider == "github"; }
   std::string CookieHeader(const std::string& name, const std::string& value, double max_age,
                            const HttpRequest& req) const;
   std::string Prefixed(const std::string& path) const;

@@ -2,6 +2,10 @@
 that logs in whoever `login_hint` names (no password page), a token endpoint that checks the client's
 credentials and the code, and a JWKS. id_tokens are RS256-signed with python3-cryptography.
 
+It also plays GitHub (whose login is OAuth2 without OpenID Connect): /login/oauth/authorize,
+/login/oauth/access_token (JSON with Accept: application/json) and the API's /api/v3/user/emails, as
+GitHub Enterprise serves them; `github_emails` is what the API lists.
+
 `provider.mode` makes the next token bad on purpose: "expired", "forged" (signed with another key),
 "wrong_nonce", "wrong_aud", "unverified" (email_verified false). Every request is recorded.
 """
@@ -35,6 +39,8 @@ class OidcProvider:
         self.codes = {}  # code -> (email, nonce, redirect_uri)
         self.mode = None
         self.requests = []
+        self.tokens = {}  # GitHub access token -> login_hint
+        self.github_emails = None  # None: the hinted address, primary and verified
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
         self.issuer = f"http://127.0.0.1:{self.port}"
@@ -94,7 +100,16 @@ class OidcProvider:
                     jwk = {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": provider.kid,
                            "n": int_b64url(pub.n), "e": int_b64url(pub.e)}
                     self.reply(200, json.dumps({"keys": [jwk]}).encode())
-                elif url.path == "/authorize":
+                elif url.path == "/api/v3/user/emails":
+                    email = provider.tokens.get(self.headers.get("Authorization", "").removeprefix("Bearer "))
+                    if email is None:
+                        self.reply(401, b'{"message":"Bad credentials"}')
+                        return
+                    emails = provider.github_emails if provider.github_emails is not None else [
+                        {"email": "old@elsewhere.example", "primary": False, "verified": True},
+                        {"email": email, "primary": True, "verified": True}]
+                    self.reply(200, json.dumps(emails).encode())
+                elif url.path in ("/authorize", "/login/oauth/authorize"):
                     if query.get("client_id") != provider.client_id or query.get("response_type") != "code":
                         self.reply(400, b'{"error":"invalid_request"}')
                         return
@@ -110,7 +125,7 @@ class OidcProvider:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
                 provider.requests.append(("POST", self.path, form))
-                if self.path != "/token":
+                if self.path not in ("/token", "/login/oauth/access_token"):
                     self.reply(404, b"{}")
                     return
                 auth = self.headers.get("Authorization", "")
@@ -124,6 +139,15 @@ class OidcProvider:
                     self.reply(400, b'{"error":"invalid_grant"}')
                     return
                 email, nonce, _ = entry
+                if self.path == "/login/oauth/access_token":
+                    if self.headers.get("Accept") != "application/json":
+                        self.reply(200, b"access_token=x&token_type=bearer", content_type="application/x-www-form-urlencoded")
+                        return
+                    token = secrets.token_urlsafe(16)
+                    provider.tokens[token] = email
+                    self.reply(200, json.dumps({"access_token": token, "token_type": "bearer",
+                                                "scope": "read:user,user:email"}).encode())
+                    return
                 body = {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 300,
                         "id_token": provider.id_token(email, nonce)}
                 self.reply(200, json.dumps(body).encode())

@@ -88,7 +88,8 @@ def login(stalk, email, next_path="/tasks", tamper_state=False):
     name, state_cookie, raw = set_cookie(headers)
     assert name == "stalk_oidc" and "HttpOnly" in raw and "SameSite=Lax" in raw
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(authorize).query))
-    assert query["client_id"] == CLIENT_ID and query["state"] and query["nonce"] and "openid" in query["scope"]
+    assert query["client_id"] == CLIENT_ID and query["state"] and query["nonce"]
+    assert "openid" in query["scope"] or "user:email" in query["scope"]
     status, callback = provider_get(authorize + "&" + urllib.parse.urlencode({"login_hint": email}))
     assert status == 302
     cb = urllib.parse.urlsplit(callback)
@@ -178,13 +179,42 @@ def test_secrets_never_logged(stalk_oidc):
     assert CLIENT_SECRET not in log and COOKIE_SECRET not in log
 
 
-def test_github_preset_is_refused_clearly(stalk_bin, module_tmp):
+def test_github_login_takes_the_primary_verified_address(stalk_bin, redis_server, module_tmp, provider):
+    s = Stalk(stalk_bin, redis_server.url, module_tmp / "github", extra_args=[
+        "--db", "none", "--auth_provider", "flower.views.auth.GithubLoginHandler", "--oidc_issuer", provider.issuer,
+        "--oauth2_key", CLIENT_ID, "--auth", r".*@example\.com"])
+    s.proc.cmd += ["--oauth2_redirect_uri", f"http://127.0.0.1:{s.port}/login"]
+    s.proc.env["STALK_OAUTH2_SECRET"] = CLIENT_SECRET
+    s.proc.env["STALK_COOKIE_SECRET"] = COOKIE_SECRET
+    s.start()
+    try:
+        wait_for(lambda: s.check_alive() or get(s, "/healthcheck")[0] == 200, 20, "stalk up")
+        status, headers, _ = get(s, "/login")
+        assert status == 302 and header(headers, "Location").startswith(provider.issuer + "/login/oauth/authorize?")
+        status, headers, body = login(s, "carol@example.com", next_path="/workers")
+        assert status == 302 and header(headers, "Location") == "/workers", body
+        _, session, _ = set_cookie(headers)
+        assert get(s, "/api/workers", cookies={"stalk_session": session})[0] == 200
+        # an account whose only verified address is outside --auth, or with none verified at all
+        provider.github_emails = [{"email": "dave@elsewhere.example", "primary": True, "verified": True}]
+        status, _, body = login(s, "dave@elsewhere.example")
+        assert status == 403 and b"not allowed by --auth" in body
+        provider.github_emails = [{"email": "erin@example.com", "primary": True, "verified": False}]
+        status, _, body = login(s, "erin@example.com")
+        assert status == 403 and b"no verified e-mail" in body
+        assert "OIDC login: carol@example.com" in s.proc.log.read_text(errors="replace")
+    finally:
+        provider.github_emails = None
+        s.stop()
+
+
+def test_unknown_provider_is_refused_clearly(stalk_bin, module_tmp):
     import subprocess
     out = subprocess.run([str(stalk_bin), "serve", "--broker", "redis://127.0.0.1:1/0", "--db", "none",
-                          "--auth_provider", "flower.views.auth.GithubLoginHandler", "--oauth2_key", "x",
-                          "--port", "0"], capture_output=True, text=True, timeout=20, cwd=module_tmp,
+                          "--auth_provider", "myspace", "--oauth2_key", "x", "--port", "0"],
+                         capture_output=True, text=True, timeout=20, cwd=module_tmp,
                          env={"PATH": "/usr/bin:/bin", "STALK_OAUTH2_SECRET": "stalk_dev_your_secret_here"})
-    assert out.returncode != 0 and "GitHub has no OpenID Connect login" in out.stdout + out.stderr
+    assert out.returncode != 0 and "--auth_provider myspace is unknown" in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("next_path", ["//evil.example/x", "https://evil.example/", "/x\r\nSet-Cookie: a=b", "\\\\evil"])
