@@ -246,14 +246,18 @@ Result<size_t> MetricRules::Load(const std::string& path) {
     next.push_back(std::move(c));
   }
   rules_ = std::move(next);
+  by_event_task_.clear();
   by_event_.clear();
   any_event_.clear();
+  auto is_glob = [](const std::string& p) { return p.empty() || p.find_first_of("*?") != std::string::npos; };
   for (auto& c : rules_) {
     const std::string& ev = c->rule.match_event;
-    if (ev.find_first_of("*?") == std::string::npos) {
-      by_event_[ev].push_back(c.get());
-    } else {
+    if (is_glob(ev)) {
       any_event_.push_back(c.get());
+    } else if (!is_glob(c->rule.match_task)) {
+      by_event_task_[ev + '\x1f' + c->rule.match_task].push_back(c.get());
+    } else {
+      by_event_[ev].push_back(c.get());
     }
   }
   return rules_.size();
@@ -275,119 +279,134 @@ void MetricRules::Evaluate(const ClusterState& state, const Task* task, const Ev
   if (rules_.empty()) {
     return;
   }
-  std::vector<Compiled*> candidates;
-  if (auto it = by_event_.find(std::string(ev.type)); it != by_event_.end()) {
-    candidates = it->second;
+  // Views into the state's interned strings: valid while the ingest thread holds the state lock.
+  auto name_of = [&state](uint32_t id) { return id == kNoId ? std::string_view() : state.Name(id); };
+  const std::string_view task_name = task ? name_of(task->name) : std::string_view();
+  candidates_.clear();
+  lookup_.assign(ev.type);
+  if (auto it = by_event_.find(lookup_); it != by_event_.end()) {
+    candidates_.insert(candidates_.end(), it->second.begin(), it->second.end());
+  }
+  if (!by_event_task_.empty()) {
+    lookup_ += '\x1f';
+    lookup_ += task_name;
+    if (auto it = by_event_task_.find(lookup_); it != by_event_task_.end()) {
+      candidates_.insert(candidates_.end(), it->second.begin(), it->second.end());
+    }
   }
   for (Compiled* c : any_event_) {
     if (GlobMatch(c->rule.match_event, ev.type)) {
-      candidates.push_back(c);
+      candidates_.push_back(c);
     }
   }
-  if (candidates.empty()) {
+  if (candidates_.empty()) {
     return;
   }
-  auto name_of = [&state](uint32_t id) { return id == kNoId ? std::string() : std::string(state.Name(id)); };
-  const std::string task_name = task ? name_of(task->name) : "";
-  const std::string queue = task ? name_of(task->queue) : "";
-  const std::string worker = task && task->worker != kNoId ? name_of(task->worker) : std::string(ev.hostname);
+  const std::string_view queue = task ? name_of(task->queue) : std::string_view();
+  const std::string_view worker = task && task->worker != kNoId ? name_of(task->worker) : ev.hostname;
   std::optional<nlohmann::json> fields;  // parsed once, when a rule reads them
-  auto text_of = [&](const RuleValueRef& ref) -> std::optional<std::string> {
+  // Writes the referenced value's text into `out`; false when the event does not carry it.
+  auto text_of = [&](const RuleValueRef& ref, std::string& out) -> bool {
     using S = RuleValueRef::Source;
-    std::string text;
     switch (ref.source) {
-      case S::kConstant:
-        return std::nullopt;
+      case S::kConstant: {
+        char buf[32];
+        const int n = std::snprintf(buf, sizeof buf, "%g", ref.constant);
+        out.assign(buf, static_cast<size_t>(n));
+        return true;
+      }
       case S::kName:
-        text = task_name;
+        out.assign(task_name);
         break;
       case S::kQueue:
-        text = queue;
+        out.assign(queue);
         break;
       case S::kWorker:
-        text = worker;
+        out.assign(worker);
         break;
       case S::kType:
-        text = std::string(ev.type);
+        out.assign(ev.type);
         break;
-      case S::kRuntime:
+      case S::kRuntime: {
         if (!ev.runtime)
-          return std::nullopt;
-        text = std::to_string(*ev.runtime);
+          return false;
+        char buf[32];
+        const int n = std::snprintf(buf, sizeof buf, "%.9g", *ev.runtime);
+        out.assign(buf, static_cast<size_t>(n));
         break;
+      }
       case S::kArgs:
         if (!ev.args.has_value())
-          return std::nullopt;
-        text = std::string(ev.args.value);
+          return false;
+        out.assign(ev.args.value);
         break;
       case S::kKwargs:
         if (!ev.kwargs.has_value())
-          return std::nullopt;
-        text = std::string(ev.kwargs.value);
+          return false;
+        out.assign(ev.kwargs.value);
         break;
       case S::kResult:
         if (!ev.result.has_value())
-          return std::nullopt;
-        text = std::string(ev.result.value);
+          return false;
+        out.assign(ev.result.value);
         break;
       case S::kField: {
         if (!fields) {
           fields = ev.custom_json.empty() ? nlohmann::json() : nlohmann::json::parse(ev.custom_json, nullptr, false);
         }
         if (!fields->is_object())
-          return std::nullopt;
+          return false;
         auto it = fields->find(ref.key);
         if (it == fields->end() || it->is_null())
-          return std::nullopt;
-        text = it->is_string() ? it->get<std::string>() : it->dump();
+          return false;
+        out = it->is_string() ? it->get<std::string>() : it->dump();
         break;
       }
     }
     if (ref.regex) {
       std::smatch m;
-      if (!std::regex_search(text, m, *ref.regex) || m.size() < 2)
-        return std::nullopt;
-      text = Unquote(m[1].str());
+      if (!std::regex_search(out, m, *ref.regex) || m.size() < 2)
+        return false;
+      out = Unquote(m[1].str());
     }
-    return text;
+    return true;
   };
-  for (Compiled* c : candidates) {
+  for (Compiled* c : candidates_) {
     const MetricRule& r = c->rule;
     if (!GlobMatch(r.match_task, task_name) || !GlobMatch(r.match_queue, queue) || !GlobMatch(r.match_worker, worker)) {
       continue;
     }
-    std::vector<std::string> labels;
-    labels.reserve(r.labels.size());
-    for (const auto& [label, ref] : r.labels) {
-      auto v = ref.source == RuleValueRef::Source::kConstant ? std::optional<std::string>(std::to_string(ref.constant))
-                                                             : text_of(ref);
-      labels.push_back(v ? *v : "");
+    key_.clear();
+    for (size_t i = 0; i < r.labels.size(); ++i) {
+      if (i > 0)
+        key_ += '\x1f';
+      if (text_of(r.labels[i].second, text_))
+        key_ += text_;
     }
     double value = 1;
     if (r.value.source == RuleValueRef::Source::kConstant) {
       value = r.value.constant;
     } else {
-      auto v = text_of(r.value);
-      if (!v)
+      if (!text_of(r.value, text_))
         continue;
-      if (*v == "True")
+      if (text_ == "True") {
         value = 1;
-      else if (*v == "False")
+      } else if (text_ == "False") {
         value = 0;
-      else {
+      } else {
         char* end = nullptr;
-        value = std::strtod(v->c_str(), &end);
-        if (end == v->c_str() || !std::isfinite(value))
+        value = std::strtod(text_.c_str(), &end);
+        if (end == text_.c_str() || !std::isfinite(value))
           continue;
       }
     }
-    auto it = c->series.find(labels);
+    auto it = c->series.find(key_);
     if (it == c->series.end()) {
       if (c->series.size() >= r.max_series) {
         ++c->overflow;
         continue;
       }
-      it = c->series.emplace(std::move(labels), Series{}).first;
+      it = c->series.emplace(key_, Series{}).first;
       it->second.bucket_counts.assign(r.buckets.size(), 0);
     }
     Series& s = it->second;
@@ -421,10 +440,14 @@ void MetricRules::Append(bool openmetrics, std::string& exposition) const {
                               : r.type == "gauge" ? MetricType::kGauge
                                                   : MetricType::kHistogram;
       w.Family(family, type, r.help);
-      for (const auto& [values, s] : c->series) {
-        auto labels = [&] {
-          for (size_t i = 0; i < values.size(); ++i)
-            w.LabelRaw(r.labels[i].first, values[i]);
+      for (const auto& [key, s] : c->series) {
+        auto labels = [&, key = std::string_view(key)] {
+          size_t start = 0;
+          for (size_t i = 0; i < r.labels.size(); ++i) {
+            const size_t end = std::min(key.find('\x1f', start), key.size());
+            w.LabelRaw(r.labels[i].first, key.substr(start, end - start));
+            start = end + 1;
+          }
         };
         if (r.type != "histogram") {
           w.Open();

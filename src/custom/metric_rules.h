@@ -83,15 +83,23 @@ class MetricRules : public StateListener {
   };
   struct Compiled {
     MetricRule rule;
-    std::map<std::vector<std::string>, Series> series;
+    // Keyed by the label values joined with \x1f (one reused buffer per event, no allocation once a
+    // series exists); split again only when rendering.
+    std::unordered_map<std::string, Series> series;
     uint64_t overflow = 0;
   };
   void Evaluate(const ClusterState& state, const Task* task, const Event& ev);
 
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Compiled>> rules_;
-  std::unordered_map<std::string, std::vector<Compiled*>> by_event_;  // exact event types
-  std::vector<Compiled*> any_event_;                                  // globs
+  // Rules by what they match, so an event meets only the rules that can match it: exact event type
+  // and exact task name ("type\x1fname"), exact event type with a task glob, and event globs.
+  std::unordered_map<std::string, std::vector<Compiled*>> by_event_task_;
+  std::unordered_map<std::string, std::vector<Compiled*>> by_event_;
+  std::vector<Compiled*> any_event_;
+  // Scratch reused across events (ingest thread, under mu_).
+  std::vector<Compiled*> candidates_;
+  std::string lookup_, key_, text_;
 };
 
 }  // namespace stalk
