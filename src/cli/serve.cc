@@ -65,7 +65,7 @@ class QueuePoller {
         if (lengths) {
           std::vector<QueueLength> snap;
           for (auto& q : *lengths) {
-            snap.push_back(QueueLength{q.name, q.messages});
+            snap.push_back(QueueLength{q.name, q.messages, q.consumers});
           }
           std::lock_guard lock(mu_);
           snapshot_ = std::move(snap);
@@ -296,7 +296,7 @@ int RunServe(ServeSettings s) {
     }
     std::vector<QueueLengthEntry> out;
     for (auto& q : *r) {
-      out.push_back({q.name, q.messages});
+      out.push_back({q.name, q.messages, q.consumers});
     }
     return out;
   };

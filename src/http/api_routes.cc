@@ -55,7 +55,8 @@ HttpResponse ListWorkers(const ApiContext& ctx, const HttpRequest& req) {
   w.BeginObject();
   if (req.BoolArg("status")) {
     for (const auto& [id, wk] : st->workers()) {
-      if (!name.empty() && wk.hostname != name) continue;
+      if (!name.empty() && wk.hostname != name)
+        continue;
       w.Key(wk.hostname);
       w.Bool(st->IsAlive(wk, now));
     }
@@ -66,14 +67,16 @@ HttpResponse ListWorkers(const ApiContext& ctx, const HttpRequest& req) {
     return HttpResponse::Error(404, "Unknown worker '" + name + "'");
   }
   for (const auto& [id, wk] : st->workers()) {
-    if (!name.empty() && wk.hostname != name) continue;
+    if (!name.empty() && wk.hostname != name)
+      continue;
     w.Key(wk.hostname);
     auto it = inspected.find(wk.hostname);
     WriteWorkerJson(*st, wk, now, w, it == inspected.end() ? nullptr : &it->second);
   }
   // Workers that answered inspection but sent no events (started without -E): Flower's shape only.
   for (const auto& [host, fields] : inspected) {
-    if ((!name.empty() && host != name) || st->FindWorker(host)) continue;
+    if ((!name.empty() && host != name) || st->FindWorker(host))
+      continue;
     w.Key(host);
     w.BeginObject();
     w.Field("hostname", host);
@@ -91,12 +94,14 @@ HttpResponse ListTasks(const ApiContext& ctx, const HttpRequest& req) {
   TaskQuery q;
   if (auto v = req.Arg("limit"); v && !v->empty()) {
     auto n = ParseSize(*v);
-    if (!n) return HttpResponse::Error(400, "invalid limit");
+    if (!n)
+      return HttpResponse::Error(400, "invalid limit");
     q.limit = *n;
   }
   if (auto v = req.Arg("offset"); v && !v->empty()) {
     auto n = ParseSize(*v);
-    if (!n) return HttpResponse::Error(400, "invalid offset");
+    if (!n)
+      return HttpResponse::Error(400, "invalid offset");
     q.offset = *n;
   }
   q.sort_by = req.ArgOr("sort_by", "");
@@ -108,7 +113,8 @@ HttpResponse ListTasks(const ApiContext& ctx, const HttpRequest& req) {
                           std::pair{"started_start", &q.started_start}, std::pair{"started_end", &q.started_end}}) {
     if (auto v = req.Arg(arg); v && !v->empty()) {
       *dst = ParseQueryTime(*v);
-      if (!*dst) return HttpResponse::Error(400, std::string("invalid ") + arg + ": use YYYY-MM-DD HH:MM");
+      if (!*dst)
+        return HttpResponse::Error(400, std::string("invalid ") + arg + ": use YYYY-MM-DD HH:MM");
     }
   }
   auto st = ctx.state->Read();
@@ -171,7 +177,8 @@ HttpResponse TaskTypes(const ApiContext& ctx) {
   w.BeginObject();
   w.Key("task-types");
   w.BeginArray();
-  for (auto name : st->TaskTypes()) w.String(name);
+  for (auto name : st->TaskTypes())
+    w.String(name);
   w.EndArray();
   w.EndObject();
   return HttpResponse::Json(w.Take());
@@ -194,6 +201,10 @@ HttpResponse QueueLengths(const ApiContext& ctx) {
     w.Field("name", q.name);
     w.Key("messages");
     w.Int(q.messages);
+    if (q.consumers >= 0) {
+      w.Key("consumers");
+      w.Int(q.consumers);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -306,8 +317,8 @@ void RegisterReadApi(Router& r, const ApiContext& ctx) {
     }
     const bool om = req.Header("accept").find("application/openmetrics-text") != std::string::npos;
     HttpResponse resp = HttpResponse::Text(ctx.render_metrics(om));
-    resp.content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                           : "text/plain; version=0.0.4; charset=utf-8";
+    resp.content_type =
+        om ? "application/openmetrics-text; version=1.0.0; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8";
     return resp;
   });
 }

@@ -25,6 +25,7 @@ namespace stalk {
 struct QueueLengthEntry {
   std::string name;
   int64_t messages = 0;
+  int64_t consumers = -1;  // RabbitMQ reports it; -1 (Redis): not in the answer
 };
 
 struct ApiContext {

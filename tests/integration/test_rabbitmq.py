@@ -217,6 +217,17 @@ def test_queue_length_by_passive_declare(stalk, client, rabbit):
     assert queue_lengths(stalk).get("celery") == 0
 
 
+def test_consumer_counts_in_api_and_metrics(stalk, worker):
+    """Passive declare also says how many consumers a queue has: the worker's queue has one."""
+    def consumers():
+        return {e["name"]: e.get("consumers") for e in stalk.get_json("/api/queues/length")["active_queues"]}
+    got = wait_until(consumers, lambda c: (c.get("celery") or 0) >= 1, 20, "the worker's queue to show a consumer")
+    assert got.get(NOT_CONSUMED) == 0, got
+    wait_until(lambda: stalk.request("/metrics").text,
+               lambda t: any(l.startswith('celery_active_consumer_count{queue_name="celery"}') and float(l.split()[-1]) >= 1
+                             for l in t.splitlines()), 30, "celery_active_consumer_count for the worker's queue")
+
+
 def test_queue_length_from_the_management_api(stalk_bin, rabbit, module_tmp, stalk):
     """--broker_api (Flower's): one GET /api/queues/%2F; `messages` counts ready + unacked."""
     wait_until(lambda: queue_lengths(stalk), lambda q: q.get(NOT_CONSUMED) == 4, 15, "4 messages by passive declare")
