@@ -5,6 +5,8 @@
 // its printing. Each check says what it saw and, when it is not a PASS, the fix.
 #pragma once
 
+#include "transport/broker_url.h"
+
 #include <string>
 #include <vector>
 
@@ -25,6 +27,8 @@ std::string FormatCheck(const Check& c);
 // Connects to a redis:// URL and sends PING; the detail names the Redis version. `what` is the
 // check's name ("broker reachable", "result backend reachable").
 Check CheckRedisReachable(const std::string& what, const std::string& url_text, int timeout_ms);
+// RabbitMQ: connects and logs in (user, password, vhost).
+Check CheckAmqpReachable(const std::string& what, const BrokerUrl& url, int timeout_ms);
 
 // The result backend URL: redis → reachable check; rpc:// / empty → SKIP with the reason; others → SKIP.
 Check CheckResultBackend(const std::string& url_text, const std::string& broker_text, int timeout_ms);

@@ -5,17 +5,19 @@
 // Whether a worker sends task events cannot be asked (-E is not in its conf, and heartbeats carry
 // no flag), so it is judged from what it did during the window: task events from it → on; tasks
 // processed (its `stats` total or its heartbeats' `processed` counter grew, or `active` > 0) without
-// any task event → off (FAIL); an idle worker → not known (WARN). --fix settles it either way: the reply to `enable_events` says "task events enabled" (they
-// were off) or "already enabled".
+// any task event → off (FAIL); an idle worker → not known (WARN). --fix settles it either way: the reply to
+// `enable_events` says "task events enabled" (they were off) or "already enabled".
 #include "setup/doctor_command.h"
 
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <map>
-#include <cstdio>
+#include <memory>
 #include <set>
 #include <vector>
 
+#include "control/amqp_control_transport.h"
 #include "control/redis_control_transport.h"
 #include "setup/doctor_checks.h"
 #include "setup/doctor_events.h"
@@ -31,7 +33,8 @@ constexpr int kCommandTimeoutMs = 3000;    // connect and single commands; the e
 
 std::string Join(const std::set<std::string>& names) {
   std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  for (const auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
   return out;
 }
 
@@ -42,13 +45,15 @@ std::string Fixed1(double v) {
 }
 
 // Workers that answer a ping within a second (replies as Celery's `inspect ping`).
-Result<std::set<std::string>> PingWorkers(RedisControlTransport& control) {
+Result<std::set<std::string>> PingWorkers(ControlTransport& control) {
   ControlRequest ping{"ping"};
   ping.reply = true;
   auto replies = control.Broadcast(ping, CollectOptions{1000, 3000});
-  if (!replies) return Error{replies.error()};
+  if (!replies)
+    return Error{replies.error()};
   std::set<std::string> names;
-  for (const auto& r : *replies) names.insert(r.hostname);
+  for (const auto& r : *replies)
+    names.insert(r.hostname);
   return names;
 }
 
@@ -59,17 +64,19 @@ struct TaskEventVerdict {
 // Tasks each worker has processed so far: the sum of `total` in its `stats` reply (Celery's
 // `inspect stats`). Read before and after the window, it shows which workers ran tasks even when
 // only one heartbeat (whose `processed` counter says the same) arrived.
-std::map<std::string, long long> ProcessedTotals(RedisControlTransport& control) {
+std::map<std::string, long long> ProcessedTotals(ControlTransport& control) {
   ControlRequest stats{"stats"};
   stats.reply = true;
   std::map<std::string, long long> out;
   auto replies = control.Broadcast(stats, CollectOptions{1000, 3000});
-  if (!replies) return out;
+  if (!replies)
+    return out;
   for (const auto& r : *replies) {
     long long sum = 0;
     if (r.body.is_object() && r.body.contains("total") && r.body["total"].is_object()) {
       for (const auto& [task, count] : r.body["total"].items()) {
-        if (count.is_number_integer()) sum += count.get<long long>();
+        if (count.is_number_integer())
+          sum += count.get<long long>();
       }
     }
     out[r.hostname] = sum;
@@ -97,11 +104,13 @@ TaskEventVerdict JudgeTaskEvents(const EventWatchResult& watch, const std::set<s
   return v;
 }
 
-std::set<std::string> Ran(const std::map<std::string, long long>& before, const std::map<std::string, long long>& after) {
+std::set<std::string> Ran(const std::map<std::string, long long>& before,
+                          const std::map<std::string, long long>& after) {
   std::set<std::string> out;
   for (const auto& [host, total] : after) {
     auto it = before.find(host);
-    if (it != before.end() && total > it->second) out.insert(host);
+    if (it != before.end() && total > it->second)
+      out.insert(host);
   }
   return out;
 }
@@ -112,7 +121,8 @@ constexpr const char* kSettingsFix =
 
 Check PingCheck(const Result<std::set<std::string>>& pinged) {
   const std::string name = "workers answer ping";
-  if (!pinged) return {name, CheckStatus::kFail, pinged.error(), "check the broker"};
+  if (!pinged)
+    return {name, CheckStatus::kFail, pinged.error(), "check the broker"};
   if (pinged->empty()) {
     return {name, CheckStatus::kFail, "no worker answered a ping within 1 s",
             "start a worker on this broker (celery -A proj worker -E); check that broker URL, db number and "
@@ -132,7 +142,8 @@ Check EventsCheck(const EventWatchResult& watch, const std::set<std::string>& pi
                              "--without-heartbeat, start them with -E, or run with --fix"};
   }
   std::set<std::string> senders;
-  for (const auto& [host, w] : watch.workers) senders.insert(host);
+  for (const auto& [host, w] : watch.workers)
+    senders.insert(host);
   return {name, CheckStatus::kPass,
           std::to_string(watch.messages) + " messages in " + window + " from " +
               (senders.empty() ? std::string("clients only") : Join(senders)) +
@@ -142,13 +153,15 @@ Check EventsCheck(const EventWatchResult& watch, const std::set<std::string>& pi
 
 Check HeartbeatCheck(const EventWatchResult& watch, const std::set<std::string>& workers) {
   const std::string name = "heartbeats fresh";
-  if (workers.empty()) return {name, CheckStatus::kSkip, "no worker seen", ""};
+  if (workers.empty())
+    return {name, CheckStatus::kSkip, "no worker seen", ""};
   std::set<std::string> stale;
   for (const auto& host : workers) {
     auto it = watch.workers.find(host);
     const bool ok = it != watch.workers.end() && it->second.last_heartbeat > 0 && !it->second.offline &&
                     watch.ended - it->second.last_heartbeat <= 2 * it->second.freq + 0.5;
-    if (!ok) stale.insert(host);
+    if (!ok)
+      stale.insert(host);
   }
   if (!stale.empty()) {
     return {name, CheckStatus::kFail, "no recent heartbeat from " + Join(stale),
@@ -159,23 +172,28 @@ Check HeartbeatCheck(const EventWatchResult& watch, const std::set<std::string>&
 
 Check SkewCheck(const EventWatchResult& watch) {
   const std::string name = "clock skew";
-  if (watch.workers.empty()) return {name, CheckStatus::kSkip, "no worker event to compare", ""};
+  if (watch.workers.empty())
+    return {name, CheckStatus::kSkip, "no worker event to compare", ""};
   std::set<std::string> warn, fail;
   double worst = 0;
   for (const auto& [host, w] : watch.workers) {
     worst = std::max(worst, w.max_skew);
-    if (w.max_skew > kSkewFailSeconds) fail.insert(host);
-    else if (w.max_skew > kSkewWarnSeconds) warn.insert(host);
+    if (w.max_skew > kSkewFailSeconds)
+      fail.insert(host);
+    else if (w.max_skew > kSkewWarnSeconds)
+      warn.insert(host);
   }
-  if (fail.empty() && warn.empty()) return {name, CheckStatus::kPass, "at most " + Fixed1(worst) + " s (incl. delivery)", ""};
-  return {name, fail.empty() ? CheckStatus::kWarn : CheckStatus::kFail,
-          "up to " + Fixed1(worst) + " s between event timestamps and this host (" + Join(fail.empty() ? warn : fail) + ")",
-          "run NTP (chrony/systemd-timesyncd) on the workers and on Stalk's host"};
+  if (fail.empty() && warn.empty())
+    return {name, CheckStatus::kPass, "at most " + Fixed1(worst) + " s (incl. delivery)", ""};
+  return {
+      name, fail.empty() ? CheckStatus::kWarn : CheckStatus::kFail,
+      "up to " + Fixed1(worst) + " s between event timestamps and this host (" + Join(fail.empty() ? warn : fail) + ")",
+      "run NTP (chrony/systemd-timesyncd) on the workers and on Stalk's host"};
 }
 
 // --fix: enable_events at `targets`, then (for workers that were busy without task events) watch
 // the stream again. Sets `note` when the change lasts only until the workers restart.
-Check FixTaskEvents(const TaskEventVerdict& v, RedisControlTransport& control, const BrokerUrl& url,
+Check FixTaskEvents(const TaskEventVerdict& v, ControlTransport& control, const BrokerUrl& url,
                     const EventWatchOptions& wopts, std::string& note) {
   const std::string name = "workers send task events";
   std::set<std::string> targets = v.off;
@@ -188,39 +206,48 @@ Check FixTaskEvents(const TaskEventVerdict& v, RedisControlTransport& control, c
   if (replies) {
     for (const auto& r : *replies) {
       const std::string ok = r.body.is_object() ? r.body.value("ok", "") : "";
-      if (ok.empty()) continue;
+      if (ok.empty())
+        continue;
       (ok.find("already") != std::string::npos ? already : switched).insert(r.hostname);
       failed.erase(r.hostname);
     }
   }
   if (!failed.empty()) {
     return {name, CheckStatus::kFail,
-            "--fix: no reply to enable_events from " + Join(failed) + (replies ? std::string() : " (" + replies.error() + ")"),
+            "--fix: no reply to enable_events from " + Join(failed) +
+                (replies ? std::string() : " (" + replies.error() + ")"),
             kSettingsFix};
   }
   std::string detail = "--fix: ";
-  if (!switched.empty()) detail += "task events switched on at " + Join(switched);
-  if (!already.empty()) detail += std::string(switched.empty() ? "" : "; ") + "already on at " + Join(already);
+  if (!switched.empty())
+    detail += "task events switched on at " + Join(switched);
+  if (!already.empty())
+    detail += std::string(switched.empty() ? "" : "; ") + "already on at " + Join(already);
   if (!v.off.empty()) {  // the busy workers' task events should now be on the stream
     const auto before = ProcessedTotals(control);
     auto again = WatchEvents(url, wopts);
-    TaskEventVerdict v2 = again ? JudgeTaskEvents(*again, v.off, Ran(before, ProcessedTotals(control))) : TaskEventVerdict{};
+    TaskEventVerdict v2 =
+        again ? JudgeTaskEvents(*again, v.off, Ran(before, ProcessedTotals(control))) : TaskEventVerdict{};
     if (again && !v2.off.empty()) {
       return {name, CheckStatus::kFail, detail + "; re-check: still none from " + Join(v2.off), kSettingsFix};
     }
     detail += again && !v2.on.empty() ? "; re-check: task events now arrive from " + Join(v2.on)
                                       : "; re-check: no task ran, confirmed by the workers' replies";
   }
-  if (!switched.empty()) note = std::string("enable_events lasts until the worker restarts; ") + kSettingsFix;
+  if (!switched.empty())
+    note = std::string("enable_events lasts until the worker restarts; ") + kSettingsFix;
   return {name, CheckStatus::kPass, detail, ""};
 }
 
 Check TaskEventsCheck(const TaskEventVerdict& v, bool workers_seen) {
   const std::string name = "workers send task events";
-  if (!workers_seen) return {name, CheckStatus::kSkip, "no worker seen", ""};
-  if (v.off.empty() && v.unknown.empty()) return {name, CheckStatus::kPass, "task events from " + Join(v.on), ""};
+  if (!workers_seen)
+    return {name, CheckStatus::kSkip, "no worker seen", ""};
+  if (v.off.empty() && v.unknown.empty())
+    return {name, CheckStatus::kPass, "task events from " + Join(v.on), ""};
   if (!v.off.empty()) {
-    return {name, CheckStatus::kFail, "task events are off at " + Join(v.off) + ": they ran tasks but sent no task event",
+    return {name, CheckStatus::kFail,
+            "task events are off at " + Join(v.off) + ": they ran tasks but sent no task event",
             std::string("stalk doctor --fix (enable_events, until the worker restarts); ") + kSettingsFix};
   }
   return {name, CheckStatus::kWarn, "not known for " + Join(v.unknown) + ": no task ran during the window",
@@ -231,10 +258,16 @@ Check TaskEventsCheck(const TaskEventVerdict& v, bool workers_seen) {
 // Everything that needs the broker: ping, the event window, and the verdicts drawn from it.
 void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::function<void(const Check&)>& print) {
   const int timeout_ms = kCommandTimeoutMs;
-  RedisControlOptions copts;
-  copts.global_keyprefix = o.global_keyprefix;
-  copts.fanout_prefix = o.fanout_prefix;
-  RedisControlTransport control(url, copts);
+  std::unique_ptr<ControlTransport> transport;
+  if (url.kind == BrokerUrl::Kind::kAmqp) {
+    transport = std::make_unique<AmqpControlTransport>(url, AmqpControlOptions{});
+  } else {
+    RedisControlOptions copts;
+    copts.global_keyprefix = o.global_keyprefix;
+    copts.fanout_prefix = o.fanout_prefix;
+    transport = std::make_unique<RedisControlTransport>(url, copts);
+  }
+  ControlTransport& control = *transport;
   auto pinged = PingWorkers(control);
   print(PingCheck(pinged));
   const std::set<std::string> pinged_names = pinged ? *pinged : std::set<std::string>{};
@@ -245,7 +278,8 @@ void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::funct
     print({"events arrive", CheckStatus::kFail, watch.error(), "check the broker"});
   } else {
     std::set<std::string> workers = pinged_names;
-    for (const auto& [host, w] : watch->workers) workers.insert(host);
+    for (const auto& [host, w] : watch->workers)
+      workers.insert(host);
     print(EventsCheck(*watch, pinged_names, o.timeout));
     print(HeartbeatCheck(*watch, workers));
     print(SkewCheck(*watch));
@@ -253,7 +287,8 @@ void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::funct
     std::string note;
     const bool needs_fix = !workers.empty() && !(v.off.empty() && v.unknown.empty());
     print(o.fix && needs_fix ? FixTaskEvents(v, control, url, wopts, note) : TaskEventsCheck(v, !workers.empty()));
-    if (!note.empty()) std::printf("      note: %s\n", note.c_str());
+    if (!note.empty())
+      std::printf("      note: %s\n", note.c_str());
   }
 }
 
@@ -262,8 +297,8 @@ void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::funct
 int RunDoctor(const DoctorOptions& o) {
   std::vector<Check> checks;
   auto url = ParseBrokerUrl(o.broker);
-  std::printf("stalk doctor: broker %s, watching events for %s s%s\n\n",
-              url ? url->Redacted().c_str() : "(invalid)", Fixed1(o.timeout).c_str(), o.fix ? ", --fix" : "");
+  std::printf("stalk doctor: broker %s, watching events for %s s%s\n\n", url ? url->Redacted().c_str() : "(invalid)",
+              Fixed1(o.timeout).c_str(), o.fix ? ", --fix" : "");
   const int timeout_ms = kCommandTimeoutMs;
   auto print = [&](const Check& c) {
     std::fputs(FormatCheck(c).c_str(), stdout);
@@ -274,13 +309,15 @@ int RunDoctor(const DoctorOptions& o) {
   if (!url) {
     print({"broker reachable", CheckStatus::kFail, "bad broker URL: " + url.error(),
            "pass --broker redis://host:6379/0 (or set CELERY_BROKER_URL)"});
-  } else if (url->kind != BrokerUrl::Kind::kRedis) {
+  } else if (url->kind != BrokerUrl::Kind::kRedis && url->kind != BrokerUrl::Kind::kAmqp) {
     print({"broker reachable", CheckStatus::kSkip,
-           "not supported: this build follows Redis brokers only (" + url->Redacted() + ")", ""});
+           "not supported: this build follows Redis and RabbitMQ brokers only (" + url->Redacted() + ")", ""});
   } else {
-    Check reach = CheckRedisReachable("broker reachable", o.broker, timeout_ms);
+    Check reach = url->kind == BrokerUrl::Kind::kAmqp ? CheckAmqpReachable("broker reachable", *url, timeout_ms)
+                                                      : CheckRedisReachable("broker reachable", o.broker, timeout_ms);
     print(reach);
-    if (reach.status == CheckStatus::kPass) StreamChecks(o, *url, print);
+    if (reach.status == CheckStatus::kPass)
+      StreamChecks(o, *url, print);
   }
   print(CheckResultBackend(o.result_backend, o.broker, timeout_ms));  // RabbitMQ + Redis backend is common
   print(CheckStalkServer(o.stalk_url, timeout_ms));
@@ -289,7 +326,10 @@ int RunDoctor(const DoctorOptions& o) {
 
   int pass = 0, warn = 0, fail = 0, skip = 0;
   for (const auto& c : checks) {
-    (c.status == CheckStatus::kPass ? pass : c.status == CheckStatus::kWarn ? warn : c.status == CheckStatus::kFail ? fail : skip)++;
+    (c.status == CheckStatus::kPass   ? pass
+     : c.status == CheckStatus::kWarn ? warn
+     : c.status == CheckStatus::kFail ? fail
+                                      : skip)++;
   }
   std::printf("\n%d PASS, %d WARN, %d FAIL, %d SKIP\n", pass, warn, fail, skip);
   return fail > 0 ? 1 : 0;

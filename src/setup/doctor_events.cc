@@ -7,8 +7,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <mutex>
+#include <thread>
 
+#include "common/ingest_stats.h"
 #include "control/kombu_message.h"
+#include "transport/amqp_event_source.h"
 #include "transport/redis_connection.h"
 #include "transport/redis_event_source.h"
 
@@ -16,35 +20,42 @@ namespace stalk {
 namespace {
 
 void Record(const nlohmann::json& ev, double arrived, EventWatchResult& out) {
-  if (!ev.is_object()) return;
+  if (!ev.is_object())
+    return;
   const std::string type = ev.value("type", "");
   const std::string host = ev.value("hostname", "");
   if (type == "task-sent") {
     ++out.task_sent;
     return;
   }
-  if (host.empty()) return;
+  if (host.empty())
+    return;
   WorkerSeen& w = out.workers[host];
   if (type.rfind("task-", 0) == 0) {
     ++w.task_events;
     return;
   }
-  if (type.rfind("worker-", 0) != 0) return;
+  if (type.rfind("worker-", 0) != 0)
+    return;
   ++w.worker_events;
   // Skew from worker events only: they are published at once, while prefork workers buffer task
   // events, whose timestamps are then older than their arrival by the buffering time.
   if (ev.contains("timestamp") && ev["timestamp"].is_number()) {
     w.max_skew = std::max(w.max_skew, std::fabs(arrived - ev["timestamp"].get<double>()));
   }
-  if (type == "worker-offline") w.offline = true;
+  if (type == "worker-offline")
+    w.offline = true;
   if (type == "worker-heartbeat" || type == "worker-online") {
-    if (type == "worker-heartbeat") ++w.heartbeats;
+    if (type == "worker-heartbeat")
+      ++w.heartbeats;
     w.last_heartbeat = arrived;
     w.offline = false;
-    if (ev.contains("freq") && ev["freq"].is_number()) w.freq = ev["freq"].get<double>();
+    if (ev.contains("freq") && ev["freq"].is_number())
+      w.freq = ev["freq"].get<double>();
     if (ev.contains("processed") && ev["processed"].is_number_integer()) {
       const long long p = ev["processed"].get<long long>();
-      if (w.processed_first < 0) w.processed_first = p;
+      if (w.processed_first < 0)
+        w.processed_first = p;
       w.processed_last = p;
     }
     if (ev.contains("active") && ev["active"].is_number_integer()) {
@@ -59,12 +70,58 @@ double EpochSecondsNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+namespace {
+
+// RabbitMQ: a private event queue (as `stalk serve` declares it) for the window; bodies are the events.
+Result<EventWatchResult> WatchAmqpEvents(const BrokerUrl& url, const EventWatchOptions& options) {
+  AmqpConnection probe;
+  AmqpConnectOptions copts;
+  copts.connect_timeout_ms = options.connect_timeout_ms;
+  if (auto r = probe.Connect(url, copts); !r)
+    return Error{r.error()};
+  probe.Close();
+  EventWatchResult out;
+  std::mutex mu;
+  IngestStats stats;
+  AmqpEventOptions eo;
+  eo.queue_expires_s = 10;
+  AmqpEventSource source(url, eo, stats, [&](std::string&& body, std::string_view /*content_type*/, double) {
+    const double arrived = EpochSecondsNow();
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    std::lock_guard lock(mu);
+    ++out.messages;
+    if (doc.is_discarded()) {
+      ++out.undecodable;
+    } else if (doc.is_array()) {
+      for (const auto& ev : doc)
+        Record(ev, arrived, out);
+    } else {
+      Record(doc, arrived, out);
+    }
+  });
+  out.started = EpochSecondsNow();
+  source.Start();
+  // The watch window itself: events are collected by the source's thread meanwhile.
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
+  source.Stop();
+  std::lock_guard lock(mu);
+  out.ended = EpochSecondsNow();
+  return out;
+}
+
+}  // namespace
+
 Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptions& options) {
+  if (url.kind == BrokerUrl::Kind::kAmqp) {
+    return WatchAmqpEvents(url, options);
+  }
   RedisConnection conn;
-  if (auto r = conn.Connect(url, options.connect_timeout_ms, false); !r) return Error{r.error()};
+  if (auto r = conn.Connect(url, options.connect_timeout_ms, false); !r)
+    return Error{r.error()};
   const std::string base = options.global_keyprefix + FormatFanoutPrefix(options.fanout_prefix, url.db) + "celeryev";
   const std::string pattern = base + "/*";
-  if (auto r = conn.Send({"PSUBSCRIBE", pattern, base}); !r) return Error{r.error()};
+  if (auto r = conn.Send({"PSUBSCRIBE", pattern, base}); !r)
+    return Error{r.error()};
   EventWatchResult out;
   out.started = EpochSecondsNow();
   const double deadline = out.started + options.seconds;
@@ -82,7 +139,8 @@ Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptio
       return;
     }
     if (body.is_array()) {
-      for (const auto& ev : body) Record(ev, arrived, out);
+      for (const auto& ev : body)
+        Record(ev, arrived, out);
     } else {
       Record(body, arrived, out);
     }
@@ -90,7 +148,8 @@ Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptio
   for (double now = EpochSecondsNow(); now < deadline; now = EpochSecondsNow()) {
     const int wait_ms = std::max(1, static_cast<int>((deadline - now) * 1000));
     auto batch = conn.ReadPubSub(wait_ms, sink);
-    if (!batch) return Error{batch.error()};
+    if (!batch)
+      return Error{batch.error()};
     if (batch->reply && batch->reply->type == REDIS_REPLY_ERROR) {
       return Error{"PSUBSCRIBE failed: " + std::string(batch->reply->str, batch->reply->len)};
     }

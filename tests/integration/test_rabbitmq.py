@@ -228,6 +228,28 @@ def test_consumer_counts_in_api_and_metrics(stalk, worker):
                              for l in t.splitlines()), 30, "celery_active_consumer_count for the worker's queue")
 
 
+def test_doctor_on_rabbitmq(stalk_bin, rabbit, worker, module_tmp):
+    """stalk doctor follows RabbitMQ too: login, ping over celery.pidbox, events on a private queue."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALK_", "FLOWER_", "CELERY_"))}
+    out = subprocess.run([str(stalk_bin), "doctor", "--broker", rabbit.url, "--timeout", "5", "--db",
+                          str(module_tmp / "none.db")], capture_output=True, text=True, timeout=90, env=env)
+    lines = {l.split()[1] if len(l.split()) > 1 else l: l for l in out.stdout.splitlines()}
+    text = out.stdout
+    assert "PASS  broker reachable" in text, text
+    assert "guest:guest" not in text, "the password must not be printed"
+    assert any(l.startswith("PASS  workers answer") and W1 in l for l in text.splitlines()), text
+    assert any(l.startswith("PASS  events arrive") and W1 in l for l in text.splitlines()), text
+    assert any(l.startswith("PASS  heartbeats fresh") for l in text.splitlines()), text
+    bad = subprocess.run([str(stalk_bin), "doctor", "--broker",
+                          rabbit.url.replace("guest:guest@", "guest:stalk_dev_wrong_password@"), "--timeout", "1"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 1 and "FAIL  broker reachable" in bad.stdout, bad.stdout
+    assert "stalk_dev_wrong_password" not in bad.stdout
+    del lines
+
+
 def test_queue_length_from_the_management_api(stalk_bin, rabbit, module_tmp, stalk):
     """--broker_api (Flower's): one GET /api/queues/%2F; `messages` counts ready + unacked."""
     wait_until(lambda: queue_lengths(stalk), lambda q: q.get(NOT_CONSUMED) == 4, 15, "4 messages by passive declare")
