@@ -32,7 +32,7 @@ Check CheckAmqpReachable(const std::string& what, const BrokerUrl& url, int time
   opts.connect_timeout_ms = timeout_ms;
   opts.rpc_timeout_ms = timeout_ms;
   if (auto r = conn.Connect(url, opts); !r) {
-    return {what, CheckStatus::kFail, url.Redacted() + ": " + r.error(),
+    return {what, CheckStatus::kFail, r.error(),
             "start RabbitMQ or correct the URL (user, password, vhost); check firewalls between here and it"};
   }
   conn.Close();

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import harness
-from harness import Worker, wait_for
+from harness import free_port, Worker, wait_for
 
 import app as celery_fixture_app  # tests/fixtures/app.py (conftest puts it on sys.path)
 
@@ -125,12 +125,16 @@ def test_unreachable_broker_fails(stalk_bin, tmp_path):
     assert "fix: start Redis" in r.stdout
 
 
-def test_amqp_not_supported(stalk_bin, tmp_path):
-    r = doctor(stalk_bin, "--broker", "amqp://guest:guest@127.0.0.1:5672//", "--timeout", "1",
+def test_unreachable_rabbitmq_and_unsupported_brokers(stalk_bin, tmp_path):
+    # RabbitMQ is followed (test_rabbitmq.py runs doctor against a real one); nothing listens here.
+    r = doctor(stalk_bin, "--broker", f"amqp://guest:stalk_dev_your_password_here@127.0.0.1:{free_port()}//",
+               "--timeout", "1", "--db", str(tmp_path / "x.db"))
+    assert line_of(r.stdout, "broker reachable").startswith("FAIL"), r.stdout
+    assert "stalk_dev_your_password_here" not in r.stdout  # the password is redacted
+    assert r.returncode == 1
+    r = doctor(stalk_bin, "--broker", "sqs://key:stalk_dev_your_secret_here@", "--timeout", "1",
                "--db", str(tmp_path / "x.db"))
-    assert line_of(r.stdout, "broker reachable").startswith("SKIP")
-    assert "not supported" in r.stdout
-    assert "guest:guest" not in r.stdout  # the password is redacted
+    assert "stalk_dev_your_secret_here" not in r.stdout
 
 
 def test_store_and_auth_checks(stalk_bin, redis_server, tmp_path):
