@@ -39,19 +39,6 @@ int HungListener(int& port) {
   return fd;
 }
 
-size_t Apply(IngestPipeline& p, std::vector<RawMessage>& msgs) {
-  size_t events = 0;
-  std::vector<RawMessage> batch;
-  for (size_t i = 0; i < msgs.size(); i += 256) {
-    const size_t end = std::min(msgs.size(), i + 256);
-    batch.assign(std::make_move_iterator(msgs.begin() + static_cast<long>(i)),
-                 std::make_move_iterator(msgs.begin() + static_cast<long>(end)));
-    events += p.ApplyBatch(batch);
-    for (size_t k = 0; k < batch.size(); ++k) msgs[i + k] = std::move(batch[k]);
-  }
-  return events;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,7 +90,7 @@ rules:
       a->Start();
     }
     const auto t0 = Clock::now();
-    const size_t ev = Apply(p, stream.messages);
+    const size_t ev = bench::ApplyAll(p, stream.messages);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (run >= 2) (with_alerts ? alerting : plain).push_back(static_cast<double>(ev) / s);
     if (a && run == 7) {

@@ -31,20 +31,6 @@ double RssMiB() {
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
 }
 
-size_t Apply(SharedState& state, IngestPipeline& p, std::vector<RawMessage>& msgs) {
-  size_t events = 0;
-  std::vector<RawMessage> batch;
-  for (size_t i = 0; i < msgs.size(); i += 256) {
-    const size_t end = std::min(msgs.size(), i + 256);
-    batch.assign(std::make_move_iterator(msgs.begin() + static_cast<long>(i)),
-                 std::make_move_iterator(msgs.begin() + static_cast<long>(end)));
-    events += p.ApplyBatch(batch);
-    for (size_t k = 0; k < batch.size(); ++k) msgs[i + k] = std::move(batch[k]);
-  }
-  (void)state;
-  return events;
-}
-
 int Throughput(size_t tasks) {
   bench::StreamOptions so;
   so.tasks = tasks;
@@ -62,7 +48,7 @@ int Throughput(size_t tasks) {
     IngestQueue q(1, stats);
     IngestPipeline p(state, q, stats);
     const auto t0 = Clock::now();
-    const size_t ev = Apply(state, p, stream.messages);
+    const size_t ev = bench::ApplyAll(p, stream.messages);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (run > 0) rates.push_back(static_cast<double>(ev) / s);  // run 0 is the warm-up
     uint64_t rejected = 0;
@@ -87,10 +73,10 @@ int Throughput(size_t tasks) {
     IngestStats stats;
     IngestQueue q(1, stats);
     IngestPipeline p(state, q, stats);
-    Apply(state, p, (run % 2) ? stream2.messages : stream.messages);
+    bench::ApplyAll(p, (run % 2) ? stream2.messages : stream.messages);
     auto& next = (run % 2) ? stream.messages : stream2.messages;
     const auto t0 = Clock::now();
-    const size_t ev = Apply(state, p, next);
+    const size_t ev = bench::ApplyAll(p, next);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (run > 0) warm.push_back(static_cast<double>(ev) / s);
   }
@@ -121,7 +107,7 @@ int Memory(size_t tasks) {
     so.seed = 1000 + done;
     so.start_time = 1795655136.0 + static_cast<double>(done) / so.tasks_per_second;
     auto stream = bench::MakeStream(so);
-    events += Apply(state, p, stream.messages);
+    events += bench::ApplyAll(p, stream.messages);
   }
   const double rss = RssMiB();
   {

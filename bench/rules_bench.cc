@@ -20,20 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-size_t Apply(IngestPipeline& p, std::vector<RawMessage>& msgs) {
-  size_t events = 0;
-  std::vector<RawMessage> batch;
-  for (size_t i = 0; i < msgs.size(); i += 256) {
-    const size_t end = std::min(msgs.size(), i + 256);
-    batch.assign(std::make_move_iterator(msgs.begin() + static_cast<long>(i)),
-                 std::make_move_iterator(msgs.begin() + static_cast<long>(end)));
-    events += p.ApplyBatch(batch);
-    for (size_t k = 0; k < batch.size(); ++k)
-      msgs[i + k] = std::move(batch[k]);
-  }
-  return events;
-}
-
 std::string RulesYaml(int n) {
   std::string y = "rules:\n";
   for (int i = 0; i < n; ++i) {
@@ -98,7 +84,7 @@ int main(int argc, char** argv) {
       state.Write()->AddListener(&rules);
     }
     const auto t0 = Clock::now();
-    const size_t ev = Apply(p, stream.messages);
+    const size_t ev = bench::ApplyAll(p, stream.messages);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (run >= 2)
       (with_rules ? ruled : plain).push_back(static_cast<double>(ev) / s);

@@ -172,19 +172,6 @@ double RawWriteRate(Store& store, size_t tasks, size_t batch, size_t first_id) {
   return static_cast<double>(tasks) / Since(t0);
 }
 
-size_t ApplyAll(IngestPipeline& p, std::vector<RawMessage>& msgs) {
-  size_t events = 0;
-  std::vector<RawMessage> batch;
-  for (size_t i = 0; i < msgs.size(); i += 256) {
-    const size_t end = std::min(msgs.size(), i + 256);
-    batch.assign(std::make_move_iterator(msgs.begin() + static_cast<long>(i)),
-                 std::make_move_iterator(msgs.begin() + static_cast<long>(end)));
-    events += p.ApplyBatch(batch);
-    for (size_t k = 0; k < batch.size(); ++k) msgs[i + k] = std::move(batch[k]);
-  }
-  return events;
-}
-
 double ProcessCpu() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -222,7 +209,7 @@ PathRun RunPath(std::vector<RawMessage>& msgs, size_t tasks, std::shared_ptr<Sto
   }
   const double p0 = ProcessCpu(), c0 = ThreadCpu();
   const auto t0 = Clock::now();
-  out.events = ApplyAll(p, msgs);
+  out.events = bench::ApplyAll(p, msgs);
   out.ingest_wall = Since(t0);
   out.ingest_cpu = ThreadCpu() - c0;
   if (writer) {
@@ -338,7 +325,7 @@ int Listener(size_t tasks) {
   IngestStats stats;
   IngestQueue q(1, stats);
   IngestPipeline p(state, q, stats);
-  ApplyAll(p, stream.messages);
+  bench::ApplyAll(p, stream.messages);
   auto st = state.Read();
   std::vector<const Task*> all;
   st->ForEachTaskNewestFirst([&](const Task& t) {

@@ -1,6 +1,8 @@
 // Stalk — Celery monitoring server.
 #include "synthetic_stream.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <random>
 
@@ -11,14 +13,15 @@
 namespace stalk::bench {
 namespace {
 
-constexpr const char* kNames[] = {"proj.tasks.add",          "proj.tasks.send_email", "proj.tasks.resize_image",
+constexpr const char* kNames[] = {"proj.tasks.add",           "proj.tasks.send_email", "proj.tasks.resize_image",
                                   "proj.billing.charge_card", "proj.reports.nightly",  "proj.sync.import_rows",
                                   "proj.tasks.cleanup",       "proj.notify.push"};
 
 std::string Envelope(const std::string& body, const std::string& hostname, const std::string& routing_key,
                      std::mt19937_64& rng) {
   Uuid tag;
-  for (auto& b : tag) b = static_cast<uint8_t>(rng());
+  for (auto& b : tag)
+    b = static_cast<uint8_t>(rng());
   std::string e = "{\"body\": \"" + Base64Encode(body) +
                   "\", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", "
                   "\"headers\": {\"hostname\": \"" +
@@ -76,7 +79,8 @@ Stream MakeStream(const StreamOptions& o) {
       next_heartbeat = now + 2.0;
     }
     Uuid id;
-    for (auto& b : id) b = static_cast<uint8_t>(rng());
+    for (auto& b : id)
+      b = static_cast<uint8_t>(rng());
     id[6] = static_cast<uint8_t>((id[6] & 0x0F) | 0x40);
     const std::string uuid = FormatUuid(id);
     const char* name = kNames[rng() % std::size(kNames)];
@@ -94,8 +98,8 @@ Stream MakeStream(const StreamOptions& o) {
     out.messages.push_back({Envelope(sent, "gen8470@api-1", "task.sent", rng), now, {}, false});
     const double t_recv = now + 0.002, t_start = now + 0.004, t_end = now + 0.004 + 0.01 + unit(rng) * 0.2;
     const std::string received = "{" + common(host, ++clocks[w], t_recv, "task-received") + ", " + uid +
-                                 ", \"name\": \"" + name + "\", \"args\": \"" + args + "\", \"kwargs\": \"" +
-                                 kwargs + "\", \"root_id\": \"" + uuid +
+                                 ", \"name\": \"" + name + "\", \"args\": \"" + args + "\", \"kwargs\": \"" + kwargs +
+                                 "\", \"root_id\": \"" + uuid +
                                  "\", \"parent_id\": null, \"retries\": 0, \"eta\": null, \"expires\": null}";
     const std::string started = "{" + common(host, ++clocks[w], t_start, "task-started") + ", " + uid + "}";
     std::string finished;
@@ -103,13 +107,15 @@ Stream MakeStream(const StreamOptions& o) {
     std::string retry_msgs;
     if (r < o.fail_ratio) {
       finished = "{" + common(host, ++clocks[w], t_end, "task-failed") + ", " + uid +
-                 ", \"exception\": \"ValueError('card declined: 4242')\", \"traceback\": \"" +
-                 std::string([&] {
+                 ", \"exception\": \"ValueError('card declined: 4242')\", \"traceback\": \"" + std::string([&] {
                    std::string esc;
                    for (char c : traceback) {
-                     if (c == '\n') esc += "\\n";
-                     else if (c == '"') esc += "\\\"";
-                     else esc += c;
+                     if (c == '\n')
+                       esc += "\\n";
+                     else if (c == '"')
+                       esc += "\\\"";
+                     else
+                       esc += c;
                    }
                    return esc;
                  }()) +
@@ -126,9 +132,8 @@ Stream MakeStream(const StreamOptions& o) {
       const std::string retried = "{" + common(host, ++clocks[w], t_start + 0.001, "task-retried") + ", " + uid +
                                   ", \"exception\": \"RuntimeError('transient')\", \"traceback\": \"...\"}";
       const std::string again = "{" + common(host, ++clocks[w], t_start + 0.002, "task-received") + ", " + uid +
-                                ", \"name\": \"" + name + "\", \"args\": \"" + args + "\", \"kwargs\": \"" +
-                                kwargs + "\", \"retries\": 1, \"root_id\": \"" + uuid + "\", \"parent_id\": \"" +
-                                uuid + "\"}";
+                                ", \"name\": \"" + name + "\", \"args\": \"" + args + "\", \"kwargs\": \"" + kwargs +
+                                "\", \"retries\": 1, \"root_id\": \"" + uuid + "\", \"parent_id\": \"" + uuid + "\"}";
       out.messages.push_back(
           {Envelope("[" + retried + ", " + again + "]", host, "task.multi", rng), t_start + 0.002, {}, false});
       out.events += 2;
@@ -137,6 +142,20 @@ Stream MakeStream(const StreamOptions& o) {
     ++out.events;
   }
   return out;
+}
+
+size_t ApplyAll(IngestPipeline& pipeline, std::vector<RawMessage>& msgs) {
+  size_t events = 0;
+  std::vector<RawMessage> batch;
+  for (size_t i = 0; i < msgs.size(); i += 256) {
+    const size_t end = std::min(msgs.size(), i + 256);
+    batch.assign(std::make_move_iterator(msgs.begin() + static_cast<long>(i)),
+                 std::make_move_iterator(msgs.begin() + static_cast<long>(end)));
+    events += pipeline.ApplyBatch(batch);
+    for (size_t k = 0; k < batch.size(); ++k)
+      msgs[i + k] = std::move(batch[k]);
+  }
+  return events;
 }
 
 }  // namespace stalk::bench

@@ -11,6 +11,8 @@
 
 #include "ingest/ingest_queue.h"
 
+#include "ingest/ingest_pipeline.h"
+
 namespace stalk::bench {
 
 struct StreamOptions {
@@ -29,5 +31,9 @@ struct Stream {
 };
 
 Stream MakeStream(const StreamOptions& options);
+
+// Applies `msgs` through the ingest writer's own path (batches of 256, as IngestPipeline does) and
+// gives the messages back in place, so a stream can be replayed; returns the events applied.
+size_t ApplyAll(IngestPipeline& pipeline, std::vector<RawMessage>& msgs);
 
 }  // namespace stalk::bench

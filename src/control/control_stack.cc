@@ -9,16 +9,20 @@
 
 namespace stalk {
 
+std::unique_ptr<ControlTransport> MakeControlTransport(const BrokerUrl& broker, const std::string& global_keyprefix,
+                                                       const std::string& fanout_prefix) {
+  if (broker.kind == BrokerUrl::Kind::kAmqp) {
+    return std::make_unique<AmqpControlTransport>(broker, AmqpControlOptions{});
+  }
+  RedisControlOptions ro;
+  ro.global_keyprefix = global_keyprefix;
+  ro.fanout_prefix = fanout_prefix;
+  return std::make_unique<RedisControlTransport>(broker, ro);
+}
+
 ControlStack::ControlStack(const BrokerUrl& broker, const std::string& broker_text, ControlSetup setup,
                            SharedState& state, std::function<double()> now) {
-  if (broker.kind == BrokerUrl::Kind::kAmqp) {
-    transport_ = std::make_unique<AmqpControlTransport>(broker, AmqpControlOptions{});
-  } else {
-    RedisControlOptions ro;
-    ro.global_keyprefix = setup.global_keyprefix;
-    ro.fanout_prefix = setup.fanout_prefix;
-    transport_ = std::make_unique<RedisControlTransport>(broker, ro);
-  }
+  transport_ = MakeControlTransport(broker, setup.global_keyprefix, setup.fanout_prefix);
 
   const std::string backend_text = setup.result_backend.empty() ? broker_text : setup.result_backend;
   auto backend_url = ParseBrokerUrl(backend_text);
@@ -28,9 +32,11 @@ ControlStack::ControlStack(const BrokerUrl& broker, const std::string& broker_te
   } else {
     // Never echo the URL itself: it may carry a password.
     const size_t scheme_end = backend_text.find("://");
-    backend_description_ = "none (" + (scheme_end == std::string::npos ? std::string("unparsable URL")
-                                                                        : backend_text.substr(0, scheme_end) +
-                                                                              ":// is not supported") + ")";
+    backend_description_ =
+        "none (" +
+        (scheme_end == std::string::npos ? std::string("unparsable URL")
+                                         : backend_text.substr(0, scheme_end) + ":// is not supported") +
+        ")";
   }
 
   Logger("control")->info("result backend for /api/task/result, apply, abort: {}", backend_description_);

@@ -11,14 +11,19 @@
 
 #include "common/result.h"
 #include "control/control_service.h"
+#include "control/control_transport.h"
 #include "control/inspect_cache.h"
 #include "control/inspect_refresher.h"
-#include "control/control_transport.h"
 #include "control/redis_result_backend.h"
 #include "state/shared_state.h"
 #include "transport/broker_url.h"
 
 namespace stalk {
+
+// The broker's control transport: AMQP (celery.pidbox exchange) or Redis (kombu's fanout channels,
+// honouring global_keyprefix and fanout_prefix). Also used by `stalk doctor`.
+std::unique_ptr<ControlTransport> MakeControlTransport(const BrokerUrl& broker, const std::string& global_keyprefix,
+                                                       const std::string& fanout_prefix);
 
 struct ControlSetup {
   std::string global_keyprefix;          // --global_keyprefix

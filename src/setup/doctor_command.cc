@@ -17,8 +17,7 @@
 #include <set>
 #include <vector>
 
-#include "control/amqp_control_transport.h"
-#include "control/redis_control_transport.h"
+#include "control/control_stack.h"
 #include "setup/doctor_checks.h"
 #include "setup/doctor_events.h"
 #include "setup/stalk_probe.h"
@@ -258,15 +257,7 @@ Check TaskEventsCheck(const TaskEventVerdict& v, bool workers_seen) {
 // Everything that needs the broker: ping, the event window, and the verdicts drawn from it.
 void StreamChecks(const DoctorOptions& o, const BrokerUrl& url, const std::function<void(const Check&)>& print) {
   const int timeout_ms = kCommandTimeoutMs;
-  std::unique_ptr<ControlTransport> transport;
-  if (url.kind == BrokerUrl::Kind::kAmqp) {
-    transport = std::make_unique<AmqpControlTransport>(url, AmqpControlOptions{});
-  } else {
-    RedisControlOptions copts;
-    copts.global_keyprefix = o.global_keyprefix;
-    copts.fanout_prefix = o.fanout_prefix;
-    transport = std::make_unique<RedisControlTransport>(url, copts);
-  }
+  std::unique_ptr<ControlTransport> transport = MakeControlTransport(url, o.global_keyprefix, o.fanout_prefix);
   ControlTransport& control = *transport;
   auto pinged = PingWorkers(control);
   print(PingCheck(pinged));
