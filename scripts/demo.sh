@@ -30,12 +30,13 @@ for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
   --loglevel WARNING >"$DIR/worker.log" 2>&1) & pids+=($!)
 (cd demo && exec setsid /usr/bin/python3 load.py --rate 4 >"$DIR/load.log" 2>&1) & pids+=($!)
 
-setsid "$ROOT/build/src/cli/stalk" serve --broker "$BROKER_URL" --address 127.0.0.1 --port "$HTTP_PORT" \
+setsid "$ROOT/build/src/cli/stalk" serve --broker "$BROKER_URL" --address 127.0.0.1 --port "$HTTP_PORT" --db "$DIR/stalk.db" \
   2>&1 | tee "$DIR/stalk.log" & pids+=($!)
 
 cat <<MSG
 
   Stalk demo running (logs in $DIR):
+    dashboard  http://127.0.0.1:${HTTP_PORT}/
     API        http://127.0.0.1:${HTTP_PORT}/api/tasks?limit=10
     workers    http://127.0.0.1:${HTTP_PORT}/api/workers
     queues     http://127.0.0.1:${HTTP_PORT}/api/queues/length
