@@ -48,7 +48,8 @@ double ThreadCpu() {
 double RssMiB() {
   long total = 0, resident = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &total, &resident) != 2) resident = 0;
+    if (std::fscanf(f, "%ld %ld", &total, &resident) != 2)
+      resident = 0;
     std::fclose(f);
   }
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
@@ -118,8 +119,8 @@ TaskRecord Synthetic(size_t i, double ts) {
   static const char* kNames[] = {"proj.billing.charge_card", "proj.notify.push", "proj.reports.render",
                                  "proj.search.index", "proj.mail.send"};
   char id[40];
-  std::snprintf(id, sizeof id, "%08zx-%04zx-4%03zx-8%03zx-%012zx", i * 2654435761u % 0xffffffffu, i % 0xffff,
-                i % 0xfff, (i / 7) % 0xfff, i);
+  std::snprintf(id, sizeof id, "%08zx-%04zx-4%03zx-8%03zx-%012zx", i * 2654435761u % 0xffffffffu, i % 0xffff, i % 0xfff,
+                (i / 7) % 0xfff, i);
   TaskRecord r;
   r.id = id;
   r.name = kNames[i % 5];
@@ -141,8 +142,9 @@ TaskRecord Synthetic(size_t i, double ts) {
   r.kwargs = i % 4 == 0 ? "{'tenant': 'acme', 'priority': 3}" : "{}";
   if (i % 10 == 0) {
     r.exception = "ValueError('card declined')";
-    r.traceback = "Traceback (most recent call last):\n  File \"/app/proj/billing.py\", line 42, in charge_card\n"
-                  "    raise ValueError('card declined')\nValueError: card declined\n";
+    r.traceback =
+        "Traceback (most recent call last):\n  File \"/app/proj/billing.py\", line 42, in charge_card\n"
+        "    raise ValueError('card declined')\nValueError: card declined\n";
   } else {
     r.result = "{'ok': True, 'id': " + std::to_string(i) + "}";
   }
@@ -230,7 +232,8 @@ PathRun RunPath(std::vector<RawMessage>& msgs, size_t tasks, std::shared_ptr<Sto
 template <typename Fn>
 double MedianOf(const std::vector<PathRun>& runs, Fn fn) {
   std::vector<double> v;
-  for (size_t i = 1; i < runs.size(); ++i) v.push_back(fn(runs[i]));
+  for (size_t i = 1; i < runs.size(); ++i)
+    v.push_back(fn(runs[i]));
   return Median(v);
 }
 
@@ -240,12 +243,16 @@ int Write(size_t tasks) {
   auto stream = bench::MakeStream(so);
   std::printf("stream: %zu tasks, %zu messages, %zu events\n", tasks, stream.messages.size(), stream.events);
   size_t batch_rows = StoreWriterOptions{}.batch_rows;
-  if (const char* b = std::getenv("STALK_BENCH_BATCH_ROWS")) batch_rows = std::strtoul(b, nullptr, 10);
-  std::printf("batch_rows %zu; rates per CPU-second of the thread doing the work, then wall clock "
-              "(the machine is shared: wall clock includes waiting for a core)\n", batch_rows);
+  if (const char* b = std::getenv("STALK_BENCH_BATCH_ROWS"))
+    batch_rows = std::strtoul(b, nullptr, 10);
+  std::printf(
+      "batch_rows %zu; rates per CPU-second of the thread doing the work, then wall clock "
+      "(the machine is shared: wall clock includes waiting for a core)\n",
+      batch_rows);
 
   std::vector<PathRun> alone, null_store;
-  for (int run = 0; run < 4; ++run) alone.push_back(RunPath(stream.messages, tasks, nullptr, batch_rows));
+  for (int run = 0; run < 4; ++run)
+    alone.push_back(RunPath(stream.messages, tasks, nullptr, batch_rows));
   for (int run = 0; run < 4; ++run) {
     null_store.push_back(RunPath(stream.messages, tasks, std::make_shared<NullStore>(), batch_rows));
   }
@@ -253,10 +260,11 @@ int Write(size_t tasks) {
   auto ev_per_wall = [](const PathRun& r) { return static_cast<double>(r.events) / r.ingest_wall; };
   std::printf("ingest alone:                     %8.0f events/CPU-s  (%8.0f events/s wall)\n",
               MedianOf(alone, ev_per_cpu), MedianOf(alone, ev_per_wall));
-  std::printf("ingest + store, null database:    %8.0f events/CPU-s  (%8.0f events/s wall); store thread "
-              "%.0f events/CPU-s (decode, coalesce)\n",
-              MedianOf(null_store, ev_per_cpu), MedianOf(null_store, ev_per_wall),
-              MedianOf(null_store, [](const PathRun& r) { return static_cast<double>(r.events) / r.store_cpu; }));
+  std::printf(
+      "ingest + store, null database:    %8.0f events/CPU-s  (%8.0f events/s wall); store thread "
+      "%.0f events/CPU-s (decode, coalesce)\n",
+      MedianOf(null_store, ev_per_cpu), MedianOf(null_store, ev_per_wall),
+      MedianOf(null_store, [](const PathRun& r) { return static_cast<double>(r.events) / r.store_cpu; }));
   if (std::getenv("STALK_BENCH_LISTENER_ONLY")) {
     return 0;
   }
@@ -272,23 +280,27 @@ int Write(size_t tasks) {
       }
       runs.push_back(RunPath(stream.messages, tasks, std::shared_ptr<Store>(std::move(*store)), batch_rows));
     }
-    if (runs.size() < 2) continue;
+    if (runs.size() < 2)
+      continue;
     uint64_t dropped = 0;
-    for (const auto& r : runs) dropped += r.dropped;
-    std::printf("%-10s full path: ingest %8.0f events/CPU-s; store thread %7.0f tasks/CPU-s = %8.0f events/CPU-s%s; "
-                "wall: all committed at %7.0f tasks/s = %8.0f events/s; %.0f task rows/commit; backlog high "
-                "water %.1f MiB; dropped %llu\n",
-                target.label.c_str(), MedianOf(runs, ev_per_cpu),
-                MedianOf(runs, [&](const PathRun& r) { return static_cast<double>(tasks) / r.store_cpu; }),
-                MedianOf(runs, [](const PathRun& r) { return static_cast<double>(r.events) / r.store_cpu; }),
-                IsPostgresUrl(target.url) ? " (client side only)" : "",
-                MedianOf(runs, [&](const PathRun& r) { return static_cast<double>(tasks) / r.total_wall; }),
-                MedianOf(runs, [](const PathRun& r) { return static_cast<double>(r.events) / r.total_wall; }),
-                MedianOf(runs, [](const PathRun& r) {
-                  return static_cast<double>(r.tasks_committed) / static_cast<double>(std::max<uint64_t>(1, r.batches));
-                }),
-                MedianOf(runs, [](const PathRun& r) { return r.high_water_mib; }),
-                static_cast<unsigned long long>(dropped));
+    for (const auto& r : runs)
+      dropped += r.dropped;
+    std::printf(
+        "%-10s full path: ingest %8.0f events/CPU-s; store thread %7.0f tasks/CPU-s = %8.0f events/CPU-s%s; "
+        "wall: all committed at %7.0f tasks/s = %8.0f events/s; %.0f task rows/commit; backlog high "
+        "water %.1f MiB; dropped %llu\n",
+        target.label.c_str(), MedianOf(runs, ev_per_cpu),
+        MedianOf(runs, [&](const PathRun& r) { return static_cast<double>(tasks) / r.store_cpu; }),
+        MedianOf(runs, [](const PathRun& r) { return static_cast<double>(r.events) / r.store_cpu; }),
+        IsPostgresUrl(target.url) ? " (client side only)" : "",
+        MedianOf(runs, [&](const PathRun& r) { return static_cast<double>(tasks) / r.total_wall; }),
+        MedianOf(runs, [](const PathRun& r) { return static_cast<double>(r.events) / r.total_wall; }),
+        MedianOf(runs,
+                 [](const PathRun& r) {
+                   return static_cast<double>(r.tasks_committed) /
+                          static_cast<double>(std::max<uint64_t>(1, r.batches));
+                 }),
+        MedianOf(runs, [](const PathRun& r) { return r.high_water_mib; }), static_cast<unsigned long long>(dropped));
 
     Reset(target);
     auto store = OpenStore(StoreConfig{target.url});
@@ -305,9 +317,10 @@ int Write(size_t tasks) {
       updates.push_back(RawWriteRate(**store, 50000, 5000, static_cast<size_t>(run) * 50000));
       updates_cpu.push_back(50000 / (ProcessCpu() - c0));
     }
-    std::printf("%-10s Store::Write, batches of 5000 tasks + 4 transitions each: new tasks %.0f tasks/CPU-s "
-                "(%.0f/s wall), updates of stored tasks %.0f tasks/CPU-s (%.0f/s wall)\n",
-                target.label.c_str(), Median(fresh_cpu), Median(fresh), Median(updates_cpu), Median(updates));
+    std::printf(
+        "%-10s Store::Write, batches of 5000 tasks + 4 transitions each: new tasks %.0f tasks/CPU-s "
+        "(%.0f/s wall), updates of stored tasks %.0f tasks/CPU-s (%.0f/s wall)\n",
+        target.label.c_str(), Median(fresh_cpu), Median(fresh), Median(updates_cpu), Median(updates));
     Reset(target);
   }
   return 0;
@@ -363,9 +376,10 @@ int Listener(size_t tasks) {
   }
   const double s = Since(t0), cpu = ThreadCpu() - c0;
   writer.Flush(60);
-  std::printf("StoreWriter::OnTaskEvent (encode + queue, consumer draining): %.0f ns/event wall, %.0f ns/event "
-              "CPU of the ingest thread; dropped %llu\n",
-              s * 1e9 / n, cpu * 1e9 / n, static_cast<unsigned long long>(writer.stats().rows_dropped.load()));
+  std::printf(
+      "StoreWriter::OnTaskEvent (encode + queue, consumer draining): %.0f ns/event wall, %.0f ns/event "
+      "CPU of the ingest thread; dropped %llu\n",
+      s * 1e9 / n, cpu * 1e9 / n, static_cast<unsigned long long>(writer.stats().rows_dropped.load()));
   return 0;
 }
 
@@ -375,7 +389,8 @@ int Restore(size_t tasks) {
   std::vector<Target> targets = keep ? std::vector<Target>{{"sqlite", keep}} : Targets("restore");
   for (const Target& target : targets) {
     const bool reuse = keep && std::filesystem::exists(target.url);
-    if (!keep) Reset(target);
+    if (!keep)
+      Reset(target);
     if (!reuse) {
       auto store = OpenStore(StoreConfig{target.url});
       if (!store) {
@@ -395,7 +410,8 @@ int Restore(size_t tasks) {
     const double rss0 = RssMiB(), cpu0 = ProcessCpu();
     const auto t0 = Clock::now();
     auto store = OpenStore(StoreConfig{target.url});  // as serve does: open, migrate check, restore
-    if (!store) continue;
+    if (!store)
+      continue;
     StateOptions opt;
     opt.max_tasks = tasks;
     SharedState state(opt);
@@ -405,10 +421,13 @@ int Restore(size_t tasks) {
       std::printf("%s: restore failed: %s\n", target.label.c_str(), r.error().c_str());
       continue;
     }
-    std::printf("%s: start-up restore of %zu tasks: %.2f s (%.0f tasks/s), %.2f CPU-s, RSS +%.0f MiB\n",
-                target.label.c_str(), r->tasks, s, static_cast<double>(r->tasks) / s, ProcessCpu() - cpu0,
-                RssMiB() - rss0);
-    if (!keep) Reset(target);
+    std::printf(
+        "%s: start-up restore of %zu tasks: %.2f s (%.0f tasks/s), %.2f CPU-s (reading %.2f, applying "
+        "%.2f), RSS +%.0f MiB\n",
+        target.label.c_str(), r->tasks, s, static_cast<double>(r->tasks) / s, ProcessCpu() - cpu0, r->read_cpu_seconds,
+        r->apply_cpu_seconds, RssMiB() - rss0);
+    if (!keep)
+      Reset(target);
   }
   return 0;
 }
@@ -417,9 +436,12 @@ int Restore(size_t tasks) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "write";
-  if (mode == "write") return Write(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 100000);
-  if (mode == "listener") return Listener(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 50000);
-  if (mode == "restore") return Restore(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 1000000);
+  if (mode == "write")
+    return Write(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 100000);
+  if (mode == "listener")
+    return Listener(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 50000);
+  if (mode == "restore")
+    return Restore(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 1000000);
   std::fprintf(stderr, "usage: store_bench write|restore [tasks]\n");
   return 2;
 }

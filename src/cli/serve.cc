@@ -206,8 +206,8 @@ int RunServe(ServeSettings s) {
   }
   LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
   state.Write()->AddListener(&live_feed);
-  // Durable history (store/): restores recent tasks and workers before ingestion, then records.
-  auto store = SetUpStore(s, state);
+  // Durable history (store/): opened here; restored once the API serves, before ingestion applies.
+  auto store = SetUpStore(s);
   if (!store) {
     log->error("{}", store.error());
     return 2;
@@ -430,20 +430,27 @@ int RunServe(ServeSettings s) {
     log->error("{}", bound.error());
     return 1;
   }
-  pipeline.Start();
+  // Events are received (and wait in the ingest queue) while history is restored; they are applied
+  // after it, so a restored record never overwrites a newer live one and none published meanwhile is
+  // lost. The API serves throughout: /healthcheck says "restoring history", /api/task/info reads the
+  // store for a task not loaded yet.
   control.Start();
   if (amqp_source) amqp_source->Start();
   if (redis_source) redis_source->Start();
   poller.Start();
-  if (*alerting) {
-    (*alerting)->Start();
-  }
   const std::string prefix = s.url_prefix.empty() ? "" : "/" + s.url_prefix;
   if (s.unix_socket.empty()) {
     log->info("Stalk {} serving {}://{}:{}{} — broker {}", STALK_VERSION, s.certfile.empty() ? "http" : "https",
               s.address, *bound, prefix, url->Redacted());
   } else {
     log->info("Stalk {} serving http on unix:{}{} — broker {}", STALK_VERSION, s.unix_socket, prefix, url->Redacted());
+  }
+  if (*store) {
+    RestoreAndStartStore(**store, s, state);
+  }
+  pipeline.Start();
+  if (*alerting) {
+    (*alerting)->Start();  // after the restore: rules judge the whole state, not a half-loaded one
   }
 
   int sig = 0;

@@ -7,7 +7,7 @@
 
 namespace stalk {
 
-Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedState& state) {
+Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s) {
   if (!s.persistent || s.db.empty() || s.db == "none") {
     return std::unique_ptr<StoreWriter>();
   }
@@ -25,13 +25,22 @@ Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedSt
   o.retention_age = *retention;
   o.max_stored_tasks = static_cast<size_t>(s.max_stored_tasks);
   auto writer = std::make_unique<StoreWriter>(o);
-  auto log = Logger("store");
   if (auto r = writer->Open(); !r) {
-    log->error("history store unavailable, serving live state only and retrying: {}", r.error());
-  } else if (auto store = writer->store()) {
-    auto restored = RestoreState(*store, state, static_cast<size_t>(std::max(0, s.max_tasks)));
+    Logger("store")->error("history store unavailable, serving live state only and retrying: {}", r.error());
+  } else {
+    writer->mutable_stats().restoring = true;  // from now until RestoreAndStartStore is done
+  }
+  return writer;
+}
+
+void RestoreAndStartStore(StoreWriter& writer, const ServeSettings& s, SharedState& state) {
+  if (auto store = writer.store()) {
+    StoreStats& st = writer.mutable_stats();
+    st.restored_tasks = 0;
+    st.restoring = true;
+    auto restored = RestoreState(*store, state, static_cast<size_t>(std::max(0, s.max_tasks)), &st.restored_tasks);
+    auto log = Logger("store");
     if (restored) {
-      StoreStats& st = writer->mutable_stats();
       st.restored_tasks = restored->tasks;
       st.restored_workers = restored->workers;
       st.restore_seconds = restored->seconds;
@@ -40,16 +49,17 @@ Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedSt
     } else {
       log->error("history: cannot restore from {}: {}", store->Describe(), restored.error());
     }
+    st.restoring = false;
   }
-  state.Write()->AddListener(writer.get());
-  writer->Start();
-  return writer;
+  state.Write()->AddListener(&writer);
+  writer.Start();
 }
 
 void WireStoreApi(StoreWriter& store, ApiContext& ctx) {
   ctx.stored_task_json = [&store](std::string_view id) { return StoredTaskJson(store, id); };
   ctx.extra_stats = [&store](JsonWriter& w) { WriteStoreStats(store, w); };
   ctx.store_problem = [&store] { return StoreProblem(store); };
+  ctx.start_up_note = [&store] { return RestoreNote(store); };
   if (ctx.render_metrics) {
     ctx.render_metrics = [&store, inner = std::move(ctx.render_metrics)](bool openmetrics) {
       std::string text = inner(openmetrics);

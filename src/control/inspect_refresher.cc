@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "state/cluster_state.h"
 
 namespace stalk {
@@ -14,7 +15,10 @@ InspectRefresher::InspectRefresher(RefreshFn refresh, InspectRefresherOptions op
 InspectRefresher::~InspectRefresher() { Stop(); }
 
 void InspectRefresher::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("stalk-inspect");
+    Run();
+  });
 }
 
 void InspectRefresher::Stop() {
@@ -29,9 +33,8 @@ void InspectRefresher::Stop() {
 }
 
 void InspectRefresher::Schedule(const std::string& hostname, double delay_seconds) {
-  const auto due = std::chrono::steady_clock::now() +
-                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                       std::chrono::duration<double>(delay_seconds));
+  const auto due = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                          std::chrono::duration<double>(delay_seconds));
   {
     std::lock_guard lock(mu_);
     auto [it, inserted] = pending_.try_emplace(hostname, Pending{due, options_.attempts});

@@ -214,6 +214,9 @@ HttpResponse QueueLengths(const ApiContext& ctx) {
 
 HttpResponse Healthcheck(const ApiContext& ctx) {
   if (ctx.ingest->broker_connected.load()) {
+    if (auto note = ctx.start_up_note ? ctx.start_up_note() : std::nullopt) {
+      return HttpResponse::Text("OK (" + *note + ")");
+    }
     if (auto problem = ctx.store_problem ? ctx.store_problem() : std::nullopt) {
       return HttpResponse::Text("OK (store degraded: " + *problem + ")");
     }

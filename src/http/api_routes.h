@@ -54,6 +54,8 @@ struct ApiContext {
   std::function<std::string(const std::string& id)> task_extra_fields;
   std::function<void(JsonWriter&)> extra_stats;
   std::function<std::optional<std::string>()> store_problem;
+  // What start-up is still doing ("restoring history: ..."), or nullopt: /healthcheck stays 200 with it.
+  std::function<std::optional<std::string>()> start_up_note;
   std::function<double()> now;  // wall clock, injectable for tests
   double started_at = 0;
 };

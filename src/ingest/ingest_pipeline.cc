@@ -8,19 +8,23 @@
 #include <cerrno>
 #include <chrono>
 
+#include "common/thread_name.h"
+
 namespace stalk {
 
-double WallNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double WallNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
-IngestPipeline::IngestPipeline(SharedState& state, IngestQueue& queue, IngestStats& stats,
-                               PipelineOptions options)
+IngestPipeline::IngestPipeline(SharedState& state, IngestQueue& queue, IngestStats& stats, PipelineOptions options)
     : state_(state), queue_(queue), stats_(stats), options_(options), decoder_(options.max_message_bytes) {}
 
 IngestPipeline::~IngestPipeline() { Stop(); }
 
-void IngestPipeline::Start() { thread_ = std::thread([this] { Run(); }); }
+void IngestPipeline::Start() {
+  thread_ = std::thread([this] {
+    NameThisThread("stalk-apply");
+    Run();
+  });
+}
 
 void IngestPipeline::Stop() {
   stop_ = true;
@@ -35,9 +39,10 @@ void IngestPipeline::Reject(RejectReason why, std::string_view detail) {
   stats_.rejected[i].fetch_add(1, std::memory_order_relaxed);
   if (reject_log_[i].Allow()) {
     std::string shown(detail.substr(0, 200));
-    Logger("ingest")->warn("rejected a message: {} ({}); further ones are counted in /metrics, "
-                           "logged at most once a minute",
-                           RejectReasonName(why), shown);
+    Logger("ingest")->warn(
+        "rejected a message: {} ({}); further ones are counted in /metrics, "
+        "logged at most once a minute",
+        RejectReasonName(why), shown);
   }
 }
 

@@ -60,7 +60,7 @@ Task* ClusterState::GetOrCreateTask(std::string_view id, bool& created) {
   }
   const uint64_t seq = end_seq_++;
   if ((seq & (kChunkTasks - 1)) == 0) {
-    chunks_.push_back(std::make_unique<Task[]>(kChunkTasks));
+    chunks_.emplace_back(kChunkTasks);
   }
   Task& t = At(seq);
   t.seq = seq;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "protocol/event.h"
 #include "state/interner.h"
 #include "state/state_listener.h"
@@ -29,7 +30,7 @@
 
 namespace stalk {
 
-struct TaskRecord;    // state/task_record.h
+struct TaskRecord;  // state/task_record.h
 struct WorkerRecord;
 
 struct StateOptions {
@@ -113,27 +114,30 @@ class ClusterState {
 
   StateOptions options_;
   Interner strings_;  // task names, hostnames, queues, custom state names
-  // Tasks by seq in fixed chunks of kChunkTasks: one allocation per 4096 tasks and no per-task
-  // overhead (a std::deque of 272-byte elements allocates each one separately).
-  static constexpr unsigned kChunkBits = 12;
+  // Tasks by seq in fixed chunks of kChunkTasks: one allocation per 8192 tasks and no per-task
+  // overhead (a std::deque of 256-byte elements allocates each one separately). 8192 tasks of 256
+  // bytes are exactly one 2 MiB huge page (common/huge_pages.h).
+  static constexpr unsigned kChunkBits = 13;
   static constexpr uint64_t kChunkTasks = uint64_t{1} << kChunkBits;
   Task& At(uint64_t seq) { return chunks_[(seq >> kChunkBits) - first_chunk_][seq & (kChunkTasks - 1)]; }
-  const Task& At(uint64_t seq) const {
-    return chunks_[(seq >> kChunkBits) - first_chunk_][seq & (kChunkTasks - 1)];
-  }
+  const Task& At(uint64_t seq) const { return chunks_[(seq >> kChunkBits) - first_chunk_][seq & (kChunkTasks - 1)]; }
   bool Live(uint64_t seq) const { return seq >= base_seq_ && seq < end_seq_; }
-  std::deque<std::unique_ptr<Task[]>> chunks_;
+  std::deque<HugeArray<Task>> chunks_;
   uint64_t first_chunk_ = 0;  // chunk number of chunks_.front()
   uint64_t base_seq_ = 0;     // oldest live task
   uint64_t end_seq_ = 0;      // next task's seq
   // uuid -> low 32 bits of the seq (20-byte slots instead of 24: 8 MB less at a million tasks);
   // SeqOf restores the full seq, exact while fewer than 2^32 tasks are live.
-  absl::flat_hash_map<Uuid, uint32_t> by_uuid_;
-  uint64_t SeqOf(uint32_t low) const { return base_seq_ + static_cast<uint32_t>(low - static_cast<uint32_t>(base_seq_)); }
+  absl::flat_hash_map<Uuid, uint32_t, absl::Hash<Uuid>, std::equal_to<Uuid>,
+                      HugePageAllocator<std::pair<const Uuid, uint32_t>>>
+      by_uuid_;
+  uint64_t SeqOf(uint32_t low) const {
+    return base_seq_ + static_cast<uint32_t>(low - static_cast<uint32_t>(base_seq_));
+  }
   absl::flat_hash_map<std::string, uint64_t> by_text_;
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> children_;
   absl::flat_hash_map<std::string, std::vector<uint64_t>> pending_children_;  // by parent id
-  absl::flat_hash_map<uint32_t, Worker> workers_;  // by interned hostname
+  absl::flat_hash_map<uint32_t, Worker> workers_;                             // by interned hostname
   absl::flat_hash_set<uint32_t> task_types_;
   absl::flat_hash_set<uint32_t> queues_;
   std::vector<StateListener*> listeners_;

@@ -1,6 +1,7 @@
 // Stalk — Celery monitoring server.
 #include "store/history_loader.h"
 
+#include <time.h>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -8,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "state/task_record.h"
 
 namespace stalk {
@@ -66,9 +68,16 @@ class ChunkPipe {
   bool closed_ = false;
 };
 
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 }  // namespace
 
-Result<RestoreSummary> RestoreState(Store& store, SharedState& state, size_t max_tasks) {
+Result<RestoreSummary> RestoreState(Store& store, SharedState& state, size_t max_tasks,
+                                    std::atomic<uint64_t>* progress) {
   const auto t0 = std::chrono::steady_clock::now();
   RestoreSummary out;
   auto workers = store.LoadWorkers();
@@ -85,11 +94,15 @@ Result<RestoreSummary> RestoreState(Store& store, SharedState& state, size_t max
   if (max_tasks > 0) {
     ChunkPipe pipe;
     Result<size_t> read = size_t{0};
+    const double apply_cpu0 = ThreadCpuSeconds();
     std::thread reader([&] {
+      NameThisThread("stalk-restore");
+      const double cpu0 = ThreadCpuSeconds();
       read = store.ForEachRecentTask(max_tasks, [&](std::vector<TaskRecord>& chunk) {
         pipe.Put(std::move(chunk));
         chunk = pipe.TakeFree();
       });
+      out.read_cpu_seconds = ThreadCpuSeconds() - cpu0;
       pipe.Close();
     });
     std::vector<TaskRecord> chunk;
@@ -100,8 +113,12 @@ Result<RestoreSummary> RestoreState(Store& store, SharedState& state, size_t max
           w->Restore(r);
         }
       }
+      if (progress) {
+        progress->fetch_add(chunk.size(), std::memory_order_relaxed);
+      }
       pipe.Recycle(std::move(chunk));
     }
+    out.apply_cpu_seconds = ThreadCpuSeconds() - apply_cpu0;
     reader.join();
     if (!read) {
       return Error{"loading tasks: " + read.error()};

@@ -12,16 +12,15 @@ namespace {
 
 // Column names in binding order; the upsert's SET list and the readers follow the same order.
 constexpr std::array<std::string_view, kTaskColumns> kTaskCols = {
-    "id",        "name",     "state",   "worker",    "client",    "queue",   "exchange", "routing_key",
-    "sent",      "received", "started", "succeeded", "failed",    "retried", "revoked",  "rejected",
-    "timestamp", "runtime",  "retries", "clock",     "lost",      "lost_at", "flags",    "args",
-    "kwargs",    "result",   "exception", "traceback", "eta",     "expires", "root_id",  "parent_id",
-    "updated_at"};
+    "id",        "name",    "state",     "worker",  "client",    "queue",     "exchange", "routing_key", "sent",
+    "received",  "started", "succeeded", "failed",  "retried",   "revoked",   "rejected", "timestamp",   "runtime",
+    "retries",   "clock",   "lost",      "lost_at", "flags",     "args",      "kwargs",   "result",      "exception",
+    "traceback", "eta",     "expires",   "root_id", "parent_id", "updated_at"};
 
 constexpr std::array<std::string_view, kWorkerColumns> kWorkerCols = {
-    "hostname", "freq",     "last_heartbeat", "offline_since", "utcoffset", "offline_event",
-    "pid",      "clock",    "active",         "processed",     "loadavg",   "sw_ident",
-    "sw_ver",   "sw_sys",   "events",         "lost_tasks",    "updated_at"};
+    "hostname", "freq",   "last_heartbeat", "offline_since", "utcoffset", "offline_event",
+    "pid",      "clock",  "active",         "processed",     "loadavg",   "sw_ident",
+    "sw_ver",   "sw_sys", "events",         "lost_tasks",    "updated_at"};
 
 // Task::flags bits (stored; never reuse a bit).
 constexpr int64_t kFlagRequeue = 1;
@@ -32,7 +31,8 @@ template <size_t N>
 std::string Join(const std::array<std::string_view, N>& cols) {
   std::string out;
   for (size_t i = 0; i < N; ++i) {
-    if (i) out += ", ";
+    if (i)
+      out += ", ";
     out += cols[i];
   }
   return out;
@@ -46,7 +46,8 @@ std::string ValuesList(SqlDialect d, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
     out += r ? ", (" : "(";
     for (size_t c = 0; c < cols; ++c) {
-      if (c) out += ", ";
+      if (c)
+        out += ", ";
       out += Placeholder(d, n++);
     }
     out += ')';
@@ -59,16 +60,17 @@ SqlValue TimeOrNull(double v) { return v > 0 ? SqlValue::Double(v) : SqlValue::N
 SqlValue OptText(const std::optional<std::string>& s) { return s ? SqlValue::Text(*s) : SqlValue::Null(); }
 
 void ReadOpt(const SqlRow& row, int col, std::optional<std::string>& out) {
-  if (row.IsNull(col)) {
+  const std::optional<std::string_view> v = row.OptText(col);
+  if (!v) {
     out.reset();
   } else if (out) {
-    out->assign(row.Text(col));
+    out->assign(*v);
   } else {
-    out.emplace(row.Text(col));
+    out.emplace(*v);
   }
 }
 
-double ReadTime(const SqlRow& row, int col) { return row.IsNull(col) ? 0 : row.Double(col); }
+double ReadTime(const SqlRow& row, int col) { return row.DoubleOrZero(col); }
 
 }  // namespace
 
@@ -117,6 +119,15 @@ std::vector<std::string> MigrationStatements(int version, SqlDialect dialect) {
           " action TEXT NOT NULL, target TEXT, params TEXT, result TEXT, message TEXT)",
           "CREATE INDEX audit_log_at ON audit_log (at)",
       };
+    case 3:
+      // Indexes no query of Stalk's reads: each cost every upsert a B-tree seek and write (the state
+      // index one per event). History searches walk tasks_timestamp newest first instead.
+      return {
+          "DROP INDEX IF EXISTS tasks_received",
+          "DROP INDEX IF EXISTS tasks_name",
+          "DROP INDEX IF EXISTS tasks_state",
+          "DROP INDEX IF EXISTS tasks_worker",
+      };
     default:
       return {};
   }
@@ -132,7 +143,8 @@ std::string TaskConflictClause(bool shared) {
   std::string sql = " ON CONFLICT (id) DO UPDATE SET ";
   for (size_t i = 1; i < kTaskColumns; ++i) {
     const std::string col(kTaskCols[i]);
-    if (i > 1) sql += ", ";
+    if (i > 1)
+      sql += ", ";
     // Shared history: a lagging instance never clears what another one already knew.
     const bool keep_known = shared && col != "state" && col != "timestamp" && col != "lost" && col != "flags" &&
                             col != "clock" && col != "updated_at";
@@ -147,7 +159,8 @@ std::string TaskConflictClause(bool shared) {
 std::string WorkerConflictClause() {
   std::string sql = " ON CONFLICT (hostname) DO UPDATE SET ";
   for (size_t i = 1; i < kWorkerColumns; ++i) {
-    if (i > 1) sql += ", ";
+    if (i > 1)
+      sql += ", ";
     sql += std::string(kWorkerCols[i]) + " = excluded." + std::string(kWorkerCols[i]);
   }
   // Two instances (or a late flush) never move a worker's record back in time.
@@ -281,8 +294,8 @@ std::string WorkerUpsertSql(SqlDialect dialect, size_t rows) {
 
 std::string WorkerUpsertFromSql(std::string_view staging) {
   const std::string cols = WorkerColumnList();
-  return "INSERT INTO workers (" + cols + ") SELECT " + cols + " FROM " + std::string(staging) +
-         " ORDER BY hostname" + WorkerConflictClause();
+  return "INSERT INTO workers (" + cols + ") SELECT " + cols + " FROM " + std::string(staging) + " ORDER BY hostname" +
+         WorkerConflictClause();
 }
 
 void WorkerValues(const WorkerRecord& r, double updated_at, std::string& loadavg_buf, SqlValue* v) {
@@ -333,7 +346,8 @@ WorkerRecord WorkerFromRow(const SqlRow& row, int c) {
       const size_t end = std::min(s.find(',', i), s.size());
       std::from_chars(s.data() + i, s.data() + end, v);
       i = end + 1;
-      if (i > s.size()) break;
+      if (i > s.size())
+        break;
     }
     r.has_loadavg = true;
   }

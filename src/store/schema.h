@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,7 @@ struct TransitionRecord;
 
 enum class SqlDialect : uint8_t { kSqlite, kPostgres };
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Statements of migration `version` (1-based) for `dialect`.
 std::vector<std::string> MigrationStatements(int version, SqlDialect dialect);
@@ -57,6 +58,14 @@ class SqlRow {
   virtual int64_t Int(int col) const = 0;
   virtual double Double(int col) const = 0;
   virtual std::string_view Text(int col) const = 0;
+  // The text, or nullopt for NULL; a backend may answer in one call instead of two.
+  virtual std::optional<std::string_view> OptText(int col) const {
+    if (IsNull(col))
+      return std::nullopt;
+    return Text(col);
+  }
+  // The number, 0 for NULL.
+  virtual double DoubleOrZero(int col) const { return IsNull(col) ? 0 : Double(col); }
 };
 
 // ---- tasks

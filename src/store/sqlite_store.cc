@@ -5,7 +5,11 @@
 
 #include <array>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
+#include "common/thread_name.h"
 #include "store/schema.h"
 
 namespace stalk {
@@ -32,8 +36,8 @@ class Stmt {
   Result<bool> Prepare(sqlite3* db, const std::string& sql) {
     sqlite3_finalize(s_);
     s_ = nullptr;
-    const int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s_,
-                                      nullptr);
+    const int rc =
+        sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
     if (rc != SQLITE_OK) {
       return Fail(db, rc, "prepare");
     }
@@ -44,9 +48,15 @@ class Stmt {
     for (size_t i = 0; i < n; ++i) {
       const int col = static_cast<int>(i + 1);
       switch (v[i].kind) {
-        case SqlValue::Kind::kNull: sqlite3_bind_null(s_, col); break;
-        case SqlValue::Kind::kInt: sqlite3_bind_int64(s_, col, v[i].i); break;
-        case SqlValue::Kind::kDouble: sqlite3_bind_double(s_, col, v[i].d); break;
+        case SqlValue::Kind::kNull:
+          sqlite3_bind_null(s_, col);
+          break;
+        case SqlValue::Kind::kInt:
+          sqlite3_bind_int64(s_, col, v[i].i);
+          break;
+        case SqlValue::Kind::kDouble:
+          sqlite3_bind_double(s_, col, v[i].d);
+          break;
         case SqlValue::Kind::kText:
           sqlite3_bind_text(s_, col, v[i].s.data(), static_cast<int>(v[i].s.size()), SQLITE_STATIC);
           break;
@@ -75,6 +85,13 @@ class Row final : public SqlRow {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
     return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string_view();
   }
+  std::optional<std::string_view> OptText(int col) const override {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));  // NULL for SQL NULL
+    if (!p)
+      return std::nullopt;
+    return std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(s_, col)));
+  }
+  double DoubleOrZero(int col) const override { return sqlite3_column_double(s_, col); }  // NULL reads 0.0
 
  private:
   sqlite3_stmt* s_;
@@ -115,8 +132,8 @@ Result<bool> Query(sqlite3* db, const std::string& sql, std::initializer_list<Sq
 
 Result<sqlite3*> OpenConnection(const std::string& url) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(url.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                                                       SQLITE_OPEN_URI, nullptr);
+  const int rc = sqlite3_open_v2(
+      url.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
   if (rc != SQLITE_OK) {
     Error e = Fail(db, rc, "cannot open " + url);
     sqlite3_close_v2(db);
@@ -186,8 +203,7 @@ Result<bool> Migrate(sqlite3* db) {
     if (auto r = ins.Prepare(db, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)"); !r) {
       return fail(r.error());
     }
-    const double now =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     const SqlValue args[2] = {SqlValue::Int(version), SqlValue::Double(now)};
     ins.Bind(args, 2);
     if (const int rc = ins.Run(); rc != SQLITE_DONE) {
@@ -259,18 +275,16 @@ Result<bool> SqliteStore::OpenWriter() {
     return Error{config_.url + ": " + r.error()};
   }
   const auto d = SqlDialect::kSqlite;
-  for (auto [stmt, sql] : {std::pair{&w->task, TaskUpsertSql(d, 1, config_.shared)},
-                           std::pair{&w->transition, TransitionInsertSql(d, 1)},
-                           std::pair{&w->worker, WorkerUpsertSql(d, 1)},
-                           std::pair{&w->event, EventInsertSql(d, 1)},
-                           std::pair{&w->retention_select,
-                                     std::string("SELECT id FROM tasks WHERE timestamp < ?1 ORDER BY timestamp LIMIT ?2")},
-                           std::pair{&w->retention_transitions, std::string("DELETE FROM task_transitions WHERE task_id = ?1")},
-                           std::pair{&w->retention_task, std::string("DELETE FROM tasks WHERE id = ?1")},
-                           std::pair{&w->retention_events,
-                                     std::string("DELETE FROM events WHERE rowid IN "
-                                                 "(SELECT rowid FROM events WHERE at < ?1 ORDER BY at LIMIT ?2)")},
-                           std::pair{&w->retention_workers, std::string("DELETE FROM workers WHERE last_heartbeat < ?1")}}) {
+  for (auto [stmt, sql] :
+       {std::pair{&w->task, TaskUpsertSql(d, 1, config_.shared)}, std::pair{&w->transition, TransitionInsertSql(d, 1)},
+        std::pair{&w->worker, WorkerUpsertSql(d, 1)}, std::pair{&w->event, EventInsertSql(d, 1)},
+        std::pair{&w->retention_select,
+                  std::string("SELECT id FROM tasks WHERE timestamp < ?1 ORDER BY timestamp LIMIT ?2")},
+        std::pair{&w->retention_transitions, std::string("DELETE FROM task_transitions WHERE task_id = ?1")},
+        std::pair{&w->retention_task, std::string("DELETE FROM tasks WHERE id = ?1")},
+        std::pair{&w->retention_events, std::string("DELETE FROM events WHERE rowid IN "
+                                                    "(SELECT rowid FROM events WHERE at < ?1 ORDER BY at LIMIT ?2)")},
+        std::pair{&w->retention_workers, std::string("DELETE FROM workers WHERE last_heartbeat < ?1")}}) {
     if (auto r = stmt->Prepare(w->db, sql); !r) {
       return Error{config_.url + ": " + r.error()};
     }
@@ -333,19 +347,23 @@ Result<bool> SqliteStore::WriteInTransaction(const WriteBatch& batch) {
   };
   for (const TaskRecord& t : batch.tasks) {
     TaskValues(t, batch.written_at, w.values.data());
-    if (auto r = run(w.task, kTaskColumns, "writing a task"); !r) return r;
+    if (auto r = run(w.task, kTaskColumns, "writing a task"); !r)
+      return r;
   }
   for (const TransitionRecord& t : batch.transitions) {
     TransitionValues(t, w.values.data());
-    if (auto r = run(w.transition, kTransitionColumns, "writing a transition"); !r) return r;
+    if (auto r = run(w.transition, kTransitionColumns, "writing a transition"); !r)
+      return r;
   }
   for (const WorkerRecord& wk : batch.workers) {
     WorkerValues(wk, batch.written_at, w.loadavg, w.values.data());
-    if (auto r = run(w.worker, kWorkerColumns, "writing a worker"); !r) return r;
+    if (auto r = run(w.worker, kWorkerColumns, "writing a worker"); !r)
+      return r;
   }
   for (const EventRecord& e : batch.events) {
     EventValues(e, w.values.data());
-    if (auto r = run(w.event, kEventColumns, "writing an event"); !r) return r;
+    if (auto r = run(w.event, kEventColumns, "writing an event"); !r)
+      return r;
   }
   return true;
 }
@@ -378,18 +396,22 @@ Result<RetentionStep> SqliteStore::DeleteOlderThan(double cutoff, size_t max_row
   for (const auto& id : ids) {
     const SqlValue a = SqlValue::Text(id);
     w.retention_transitions.Bind(&a, 1);
-    if ((rc = w.retention_transitions.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting transitions");
+    if ((rc = w.retention_transitions.Run()) != SQLITE_DONE)
+      return fail(rc, "retention: deleting transitions");
     w.retention_task.Bind(&a, 1);
-    if ((rc = w.retention_task.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting a task");
+    if ((rc = w.retention_task.Run()) != SQLITE_DONE)
+      return fail(rc, "retention: deleting a task");
   }
   step.tasks = ids.size();
   w.retention_events.Bind(args, 2);
-  if ((rc = w.retention_events.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting events");
+  if ((rc = w.retention_events.Run()) != SQLITE_DONE)
+    return fail(rc, "retention: deleting events");
   step.events = static_cast<size_t>(sqlite3_changes(w.db));
   step.more = step.tasks >= max_rows || step.events >= max_rows;
   if (!step.more) {
     w.retention_workers.Bind(args, 1);
-    if ((rc = w.retention_workers.Run()) != SQLITE_DONE) return fail(rc, "retention: deleting workers");
+    if ((rc = w.retention_workers.Run()) != SQLITE_DONE)
+      return fail(rc, "retention: deleting workers");
   }
   if (auto r = Exec(w.db, "COMMIT"); !r) {
     Exec(w.db, "ROLLBACK");
@@ -400,51 +422,131 @@ Result<RetentionStep> SqliteStore::DeleteOlderThan(double cutoff, size_t max_row
 
 // ------------------------------------------------------------------ reads
 
-#define STALK_READ_LOCK()            \
-  std::lock_guard lock(read_mu_);    \
-  if (!reader_) {                    \
-    return Error{"not connected"};   \
+#define STALK_READ_LOCK()          \
+  std::lock_guard lock(read_mu_);  \
+  if (!reader_) {                  \
+    return Error{"not connected"}; \
   }
 
 Result<std::optional<double>> SqliteStore::NthNewestTimestamp(size_t n) {
   STALK_READ_LOCK();
   std::optional<double> out;
-  auto r = Query(reader_, "SELECT timestamp FROM tasks ORDER BY timestamp DESC LIMIT 1 OFFSET ?1",
-                 {SqlValue::Int(static_cast<int64_t>(n > 0 ? n - 1 : 0))},
-                 [&](const SqlRow& row) { out = row.Double(0); });
-  if (!r) return Error{r.error()};
+  auto r =
+      Query(reader_, "SELECT timestamp FROM tasks ORDER BY timestamp DESC LIMIT 1 OFFSET ?1",
+            {SqlValue::Int(static_cast<int64_t>(n > 0 ? n - 1 : 0))}, [&](const SqlRow& row) { out = row.Double(0); });
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
-Result<size_t> SqliteStore::ForEachRecentTask(size_t limit,
-                                               const std::function<void(std::vector<TaskRecord>&)>& fn) {
-  STALK_READ_LOCK();
+Result<size_t> SqliteStore::ForEachRecentTask(size_t limit, const std::function<void(std::vector<TaskRecord>&)>& fn) {
+  // Start-up reads on connections of their own: the API's reader (reader_) stays free for
+  // /api/task/info while history is still loading.
+  std::vector<sqlite3*> conns;
+  auto close_all = [&conns] {
+    for (sqlite3* db : conns)
+      sqlite3_close_v2(db);
+  };
+  const size_t readers = std::thread::hardware_concurrency() >= 2 ? 2 : 1;
+  for (size_t i = 0; i < readers; ++i) {
+    auto db = OpenConnection(config_.url);
+    if (!db) {
+      close_all();
+      return Error{db.error()};
+    }
+    Exec(*db, "PRAGMA query_only = 1");
+    conns.push_back(*db);
+  }
   // rowid is the order of first writes, which the writer makes in the order tasks appeared: reading
   // the table in rowid order is a sequential scan with no index lookups (the 1M-task start-up).
-  int64_t first = 0;
-  if (limit > 0) {
-    auto r = Query(reader_, "SELECT rowid FROM tasks ORDER BY rowid DESC LIMIT 1 OFFSET ?1",
-                   {SqlValue::Int(static_cast<int64_t>(limit - 1))}, [&](const SqlRow& row) { first = row.Int(0); });
-    if (!r) return Error{r.error()};
+  int64_t first = 0, last = -1;
+  auto r = Query(conns[0], "SELECT MAX(rowid) FROM tasks", {}, [&](const SqlRow& row) {
+    if (!row.IsNull(0))
+      last = row.Int(0);
+  });
+  if (r && limit > 0) {
+    r = Query(conns[0], "SELECT rowid FROM tasks ORDER BY rowid DESC LIMIT 1 OFFSET ?1",
+              {SqlValue::Int(static_cast<int64_t>(limit - 1))}, [&](const SqlRow& row) { first = row.Int(0); });
   }
-  std::vector<TaskRecord> chunk(kRestoreChunk);
-  size_t used = 0, n = 0;
-  auto r = Query(reader_, "SELECT " + TaskColumnList() + " FROM tasks WHERE rowid >= ?1 ORDER BY rowid",
-                 {SqlValue::Int(first)}, [&](const SqlRow& row) {
-                   ReadTaskRow(row, chunk[used++]);
-                   ++n;
-                   if (used == chunk.size()) {
-                     fn(chunk);
-                     chunk.resize(kRestoreChunk);
-                     used = 0;
-                   }
-                 });
-  if (!r) return Error{r.error()};
-  if (used > 0) {
-    chunk.resize(used);
-    fn(chunk);
+  if (!r) {
+    close_all();
+    return Error{r.error()};
   }
-  return n;
+  // Rowid slices of kRestoreChunk, read in parallel (slice k by reader k % readers) and handed to fn
+  // strictly in order: decoding rows costs as much CPU as applying them, so with one reader the
+  // applier waits. Each reader holds at most one slice, so memory stays bounded.
+  const auto slice = static_cast<int64_t>(kRestoreChunk);
+  const int64_t slices = last >= first ? (last - first) / slice + 1 : 0;
+  std::mutex mu;
+  std::condition_variable turn;
+  int64_t next = 0;
+  bool failed = false;
+  size_t total = 0;
+  auto read_slices = [&](sqlite3* db, int64_t parity) -> Result<bool> {
+    Stmt st;
+    if (auto p = st.Prepare(db, "SELECT " + TaskColumnList() +
+                                    " FROM tasks WHERE rowid >= ?1 AND rowid < ?2"
+                                    " ORDER BY rowid");
+        !p) {
+      return p;
+    }
+    Row row(st.get());
+    std::vector<TaskRecord> chunk(kRestoreChunk);
+    for (int64_t k = parity; k < slices; k += static_cast<int64_t>(readers)) {
+      const SqlValue bounds[2] = {SqlValue::Int(first + k * slice), SqlValue::Int(first + (k + 1) * slice)};
+      st.Bind(bounds, 2);
+      size_t used = 0;
+      int rc;
+      while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+        ReadTaskRow(row, chunk[used++]);  // a slice spans kRestoreChunk rowids: never more rows than that
+      }
+      sqlite3_reset(st.get());
+      if (rc != SQLITE_DONE) {
+        return Fail(db, rc, "reading stored tasks");
+      }
+      chunk.resize(used);
+      std::unique_lock lock(mu);
+      turn.wait(lock, [&] { return next == k || failed; });
+      if (failed) {
+        return true;  // the other reader's error is the one reported
+      }
+      if (used > 0) {
+        fn(chunk);
+      }
+      total += used;
+      ++next;
+      turn.notify_all();
+      lock.unlock();
+      chunk.resize(kRestoreChunk);
+    }
+    return true;
+  };
+  auto run = [&](sqlite3* db, int64_t parity) {
+    auto result = read_slices(db, parity);
+    if (!result) {
+      std::lock_guard lock(mu);
+      failed = true;
+      turn.notify_all();
+    }
+    return result;
+  };
+  Result<bool> helper_result = true;
+  std::thread helper;
+  if (readers > 1) {
+    helper = std::thread([&] {
+      NameThisThread("stalk-restore2");
+      helper_result = run(conns[1], 1);
+    });
+  }
+  Result<bool> own = run(conns[0], 0);
+  if (helper.joinable())
+    helper.join();
+  close_all();
+  if (!own)
+    return Error{own.error()};
+  if (!helper_result)
+    return Error{helper_result.error()};
+  return total;
 }
 
 Result<std::vector<WorkerRecord>> SqliteStore::LoadWorkers() {
@@ -452,7 +554,8 @@ Result<std::vector<WorkerRecord>> SqliteStore::LoadWorkers() {
   std::vector<WorkerRecord> out;
   auto r = Query(reader_, "SELECT " + WorkerColumnList() + " FROM workers ORDER BY last_heartbeat", {},
                  [&](const SqlRow& row) { out.push_back(WorkerFromRow(row)); });
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
@@ -461,7 +564,8 @@ Result<std::optional<TaskRecord>> SqliteStore::LoadTask(std::string_view id) {
   std::optional<TaskRecord> out;
   auto r = Query(reader_, "SELECT " + TaskColumnList() + " FROM tasks WHERE id = ?1", {SqlValue::Text(id)},
                  [&](const SqlRow& row) { out = TaskFromRow(row); });
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
@@ -470,7 +574,8 @@ Result<std::vector<std::string>> SqliteStore::LoadChildren(std::string_view id) 
   std::vector<std::string> out;
   auto r = Query(reader_, "SELECT id FROM tasks WHERE parent_id = ?1 ORDER BY timestamp", {SqlValue::Text(id)},
                  [&](const SqlRow& row) { out.emplace_back(row.Text(0)); });
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
@@ -481,32 +586,35 @@ Result<std::vector<TransitionRecord>> SqliteStore::LoadTransitions(std::string_v
                  {SqlValue::Text(id)}, [&](const SqlRow& row) {
                    out.push_back({std::string(row.Text(0)), std::string(row.Text(2)), row.Double(1)});
                  });
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
 Result<size_t> SqliteStore::CountTasks() {
   STALK_READ_LOCK();
   size_t n = 0;
-  auto r = Query(reader_, "SELECT COUNT(*) FROM tasks", {},
-                 [&](const SqlRow& row) { n = static_cast<size_t>(row.Int(0)); });
-  if (!r) return Error{r.error()};
+  auto r =
+      Query(reader_, "SELECT COUNT(*) FROM tasks", {}, [&](const SqlRow& row) { n = static_cast<size_t>(row.Int(0)); });
+  if (!r)
+    return Error{r.error()};
   return n;
 }
 
 Result<std::vector<AuditEntry>> SqliteStore::LoadAudit(size_t limit) {
   STALK_READ_LOCK();
   std::vector<AuditEntry> out;
-  auto r = Query(reader_,
-                 "SELECT at, actor, role, remote, action, target, params, result, message FROM audit_log"
-                 " ORDER BY at DESC, rowid DESC LIMIT ?1",
-                 {SqlValue::Int(static_cast<int64_t>(limit))}, [&](const SqlRow& row) {
-                   out.push_back(AuditEntry{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
-                                            std::string(row.Text(3)), std::string(row.Text(4)),
-                                            std::string(row.Text(5)), std::string(row.Text(6)),
-                                            std::string(row.Text(7)), std::string(row.Text(8))});
-                 });
-  if (!r) return Error{r.error()};
+  auto r =
+      Query(reader_,
+            "SELECT at, actor, role, remote, action, target, params, result, message FROM audit_log"
+            " ORDER BY at DESC, rowid DESC LIMIT ?1",
+            {SqlValue::Int(static_cast<int64_t>(limit))}, [&](const SqlRow& row) {
+              out.push_back(AuditEntry{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
+                                       std::string(row.Text(3)), std::string(row.Text(4)), std::string(row.Text(5)),
+                                       std::string(row.Text(6)), std::string(row.Text(7)), std::string(row.Text(8))});
+            });
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
@@ -518,9 +626,11 @@ Result<int> SqliteStore::SchemaVersion() {
 #undef STALK_READ_LOCK
 
 Result<bool> SqliteStore::AppendAudit(const std::vector<AuditEntry>& entries) {
-  if (!writer_) return Error{"store is not open"};
+  if (!writer_)
+    return Error{"store is not open"};
   sqlite3* db = writer_->db;
-  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r) return r;
+  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r)
+    return r;
   for (const AuditEntry& e : entries) {
     auto r = Query(db,
                    "INSERT INTO audit_log (at, actor, role, remote, action, target, params, result, message)"

@@ -16,6 +16,10 @@ void AppendStoreMetrics(const StoreWriter& writer, bool openmetrics, std::string
   w.Family("stalk_store_up", MetricType::kGauge, "1 while the durable history store is open and writing.");
   w.Open();
   w.Close(uint64_t{s.healthy.load()});
+  w.Family("stalk_store_restoring", MetricType::kGauge,
+           "1 while start-up loads history into the live state (the API serves meanwhile).");
+  w.Open();
+  w.Close(uint64_t{s.restoring.load()});
   w.Family("stalk_store_rows_written", MetricType::kCounter,
            "Rows committed to the store, by table (task rows after coalescing updates within a batch).");
   for (auto [table, v] : {std::pair{"tasks", &s.tasks_committed}, std::pair{"transitions", &s.transitions_committed},
@@ -49,7 +53,8 @@ void AppendStoreMetrics(const StoreWriter& writer, bool openmetrics, std::string
   w.Close(s.last_batch_seconds.load(std::memory_order_relaxed));
   w.Family("stalk_store_retention_deleted", MetricType::kCounter,
            "Rows deleted by retention (--retention, --max_stored_tasks), by table.");
-  for (auto [table, v] : {std::pair{"tasks", &s.retention_tasks_deleted}, std::pair{"events", &s.retention_events_deleted}}) {
+  for (auto [table, v] :
+       {std::pair{"tasks", &s.retention_tasks_deleted}, std::pair{"events", &s.retention_events_deleted}}) {
     w.Open();
     w.Label("table", table);
     w.Close(Load(*v));
@@ -87,6 +92,8 @@ void WriteStoreStats(const StoreWriter& writer, JsonWriter& w) {
   w.Field("last_batch_seconds", s.last_batch_seconds.load());
   num("retention_tasks_deleted", Load(s.retention_tasks_deleted));
   num("retention_events_deleted", Load(s.retention_events_deleted));
+  w.Key("restoring");
+  w.Bool(s.restoring.load());
   num("restored_tasks", Load(s.restored_tasks));
   num("restored_workers", Load(s.restored_workers));
   w.Field("restore_seconds", s.restore_seconds.load());
@@ -99,6 +106,13 @@ std::optional<std::string> StoreProblem(const StoreWriter& writer) {
   }
   std::string err = writer.stats().LastError();
   return err.empty() ? std::string("store not open yet") : err;
+}
+
+std::optional<std::string> RestoreNote(const StoreWriter& writer) {
+  if (!writer.stats().restoring.load()) {
+    return std::nullopt;
+  }
+  return "restoring history: " + std::to_string(writer.stats().restored_tasks.load()) + " tasks loaded so far";
 }
 
 std::optional<std::string> StoredTaskJson(const StoreWriter& writer, std::string_view id) {

@@ -34,6 +34,9 @@ void WriteStoreStats(const StoreWriter& writer, JsonWriter& w);
 // Why the store is degraded ("cannot open ...", "writing a batch ...: disk is full"), or nullopt.
 std::optional<std::string> StoreProblem(const StoreWriter& writer);
 
+// "restoring history: N tasks loaded so far" while start-up restores, else nullopt.
+std::optional<std::string> RestoreNote(const StoreWriter& writer);
+
 // /api/task/info/<id> from the store: the task's JSON (with "task-id"), nullopt when not stored or the
 // store cannot be read.
 std::optional<std::string> StoredTaskJson(const StoreWriter& writer, std::string_view id);

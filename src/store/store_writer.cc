@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/thread_name.h"
 #include "state/cluster_state.h"
 #include "store/row_codec.h"
 
@@ -69,7 +70,10 @@ std::shared_ptr<Store> StoreWriter::store() const {
 
 void StoreWriter::Start() {
   next_retention_ = StoreNow() + std::min(options_.retention_interval, 10.0);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("stalk-store");
+    Run();
+  });
 }
 
 void StoreWriter::Stop() {

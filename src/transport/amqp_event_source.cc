@@ -9,13 +9,12 @@
 #include <random>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace stalk {
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 std::string RandomUuid() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -41,7 +40,12 @@ std::string AmqpEventSource::QueueName() const {
   return queue_name_;
 }
 
-void AmqpEventSource::Start() { thread_ = std::thread([this] { Run(); }); }
+void AmqpEventSource::Start() {
+  thread_ = std::thread([this] {
+    NameThisThread("stalk-amqp");
+    Run();
+  });
+}
 
 void AmqpEventSource::Stop() {
   stop_ = true;
@@ -92,7 +96,8 @@ Result<bool> AmqpEventSource::Setup(const std::string& queue) {
   spec.auto_delete = true;
   spec.durable = false;
   spec.message_ttl_ms = options_.queue_ttl_s > 0 ? std::llround(options_.queue_ttl_s * 1000) : -1;
-  spec.expires_ms = options_.queue_expires_s > 0 ? std::max<int64_t>(1, std::llround(options_.queue_expires_s * 1000)) : -1;
+  spec.expires_ms =
+      options_.queue_expires_s > 0 ? std::max<int64_t>(1, std::llround(options_.queue_expires_s * 1000)) : -1;
   if (auto q = conn_.DeclareQueue(spec); !q) {
     return Error{q.error()};
   }
@@ -124,8 +129,8 @@ void AmqpEventSource::Session() {
   stats_.last_connected_at = Now();
   if (connected_once_) {
     stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
-    log->info("reconnected to {} (queue {}); events published while disconnected were not seen",
-              url_.Redacted(), queue);
+    log->info("reconnected to {} (queue {}); events published while disconnected were not seen", url_.Redacted(),
+              queue);
   } else {
     log->info("consuming {} bound to {} (#) on {}", queue, options_.exchange, url_.Redacted());
   }

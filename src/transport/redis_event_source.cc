@@ -5,13 +5,12 @@
 #include <random>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace stalk {
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 std::chrono::steady_clock::time_point Mono() { return std::chrono::steady_clock::now(); }
 
 }  // namespace
@@ -35,7 +34,12 @@ std::vector<std::string> RedisEventSource::Patterns() const {
   return {base + "/*", base};
 }
 
-void RedisEventSource::Start() { thread_ = std::thread([this] { Run(); }); }
+void RedisEventSource::Start() {
+  thread_ = std::thread([this] {
+    NameThisThread("stalk-redis");
+    Run();
+  });
+}
 
 void RedisEventSource::Stop() {
   stop_ = true;
@@ -145,8 +149,7 @@ void RedisEventSource::Session() {
         stats_.last_connected_at = Now();
         if (connected_once_) {
           stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
-          log->info("reconnected to {}; events published while disconnected were not seen",
-                    url_.Redacted());
+          log->info("reconnected to {}; events published while disconnected were not seen", url_.Redacted());
         } else {
           log->info("subscribed to {} on {}", patterns.front(), url_.Redacted());
         }

@@ -325,13 +325,22 @@ class Stalk:
                 f"stalk exited with status {self.proc.returncode()}; log tail:\n{tail(self.proc.log, 6000)}")
 
     def wait_ready(self, redis_server, timeout=20):
-        """HTTP answers (any status) and one of stalk's Redis connections holds a subscription."""
+        """HTTP answers (any status), one of stalk's Redis connections holds a subscription, and the
+        start-up restore of history (if any) is over: the API shows the whole state."""
         def http_up():
             self.check_alive()
             return self.request("/healthcheck", timeout=2).status > 0
         wait_for(http_up, timeout, "stalk to answer HTTP on /healthcheck")
         self.wait_subscribed(redis_server, timeout)
+        self.wait_restored(timeout)
         return self
+
+    def wait_restored(self, timeout=20):
+        """Block until /healthcheck no longer says "restoring history"."""
+        def restored():
+            self.check_alive()
+            return "restoring history" not in self.request("/healthcheck", timeout=2).text
+        wait_for(restored, timeout, "stalk to finish restoring history")
 
     def wait_subscribed(self, redis_server, timeout=20):
         """Block until stalk's connection to redis_server has SUBSCRIBE/PSUBSCRIBE in force.
