@@ -78,7 +78,7 @@ async function timeChange(apply) {
 
 try {
   // ---- first load --------------------------------------------------------------------------------
-  const fcp = [], rows = [], firstApi = [];
+  const fcp = [], rows = [], firstApi = [], html = [], dcl = [], apiStart = [];
   for (let i = 0; i < runs + 1; ++i) {
     await page.goto(base + 'tasks', {waitUntil: 'load'});
     const m = await page.evaluate(() => new Promise((resolve) => {
@@ -86,7 +86,11 @@ try {
         const mark = performance.getEntriesByName('stalk-tasks-rendered')[0];
         const paint = performance.getEntriesByName('first-contentful-paint')[0];
         const api = performance.getEntriesByType('resource').find((r) => r.name.includes('/api/tasks?'));
-        if (mark && paint && api) resolve({rows: mark.startTime, fcp: paint.startTime, api: api.duration});
+        const nav = performance.getEntriesByType('navigation')[0];
+        if (mark && paint && api) {
+          resolve({rows: mark.startTime, fcp: paint.startTime, api: api.duration, html: nav.responseEnd,
+                   dcl: nav.domContentLoadedEventEnd, apiStart: api.startTime});
+        }
         else setTimeout(done, 20);
       };
       done();
@@ -95,10 +99,16 @@ try {
     fcp.push(m.fcp);
     rows.push(m.rows);
     firstApi.push(m.api);
+    html.push(m.html);
+    dcl.push(m.dcl);
+    apiStart.push(m.apiStart);
   }
   const count = await page.locator('#tasks tbody tr[data-id]').count();
   console.log(`# ${base}tasks, ${runs} runs after one warm-up; first page shows ${count} rows; ` +
               `load ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  report('  page HTML received (from navigation)', html);
+  report('  DOMContentLoaded: CSS + scripts run', dcl);
+  report('  /api/tasks request sent', apiStart);
   report('first contentful paint (from navigation)', fcp);
   report('first rows in the table (from navigation)', rows, firstApi);
 

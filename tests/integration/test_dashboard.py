@@ -166,13 +166,20 @@ def test_dashboard_headers_assets_summary_and_stream(stalk, seeded):
     assert len(messages) >= 1 and all(m["time"] > 0 for m in messages)
 
 
-def test_dashboard_in_browser(node_tools, stalk, seeded, celery_app):
+def test_dashboard_in_browser(node_tools, stalk, seeded, celery_app, redis_server):
     ids = seeded["ids"]
     config = {"base": stalk.url("/"), "mode": "full", "seeded": seeded["total"], "failed": N_FAIL,
               "ids": {"fail": ids["fail"][0], "xss": ids["xss"]}}
+    alerting = None
     if os.environ.get("STALK_README_SCREENSHOTS"):
         config["readme_dir"] = str(Path(os.environ["STALK_README_SCREENSHOTS"]).resolve())
-    rc, out = run_browser(node_tools, config, celery_app, timeout=240 if "readme_dir" in config else 150)
+        alerting = readme_alerting_stalk(stalk, redis_server, celery_app)
+        config["alerts_base"] = alerting.url("/")
+    try:
+        rc, out = run_browser(node_tools, config, celery_app, timeout=240 if "readme_dir" in config else 150)
+    finally:
+        if alerting:
+            alerting.stop()
     assert rc == 0 and out.endswith("OK"), out
     for name in ("overview", "workers", "worker", "worker-controls", "tasks-failed", "tasks-range", "tasks-xss",
                  "task-failed", "task-revoked", "tasks-live", "task"):
@@ -181,6 +188,36 @@ def test_dashboard_in_browser(node_tools, stalk, seeded, celery_app):
     # The browser's control calls are in the audit log, as any client's are.
     actions = {e["action"] for e in stalk.get_json("/api/admin/audit?limit=100")["entries"]}
     assert {"pool_grow", "pool_shrink", "add_consumer", "cancel_consumer", "revoke"} <= actions, actions
+
+
+README_ALERTS = """rules:
+  - name: TaskFailures
+    kind: task_failure_count
+    severity: warning
+    annotations: {summary: "app.fail failed in the last 5 minutes"}
+    channels: []
+    params: {task: app.fail, window: 5m, threshold: 0}
+  - name: NightlyReportMissing
+    kind: dead_man
+    severity: critical
+    annotations: {summary: "app.nightly has not succeeded today"}
+    channels: []
+    params: {task: app.nightly, max_age: 2s}
+  - {name: WorkerOffline, kind: worker_offline, severity: critical, channels: [], params: {worker: "*"}}
+  - {name: Backlog, kind: queue_length, channels: [], params: {queue: celery, threshold: 1000}}
+"""
+
+
+def readme_alerting_stalk(stalk, redis_server, celery_app):
+    """For the README's Alerts picture only: a Stalk with rules; the dead-man's switch fires."""
+    work = stalk.dir.parent / "stalk-alerts"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "alerts.yml").write_text(README_ALERTS)
+    s = Stalk(stalk.binary, stalk.broker_url, work, extra_args=["--alerts_config", str(work / "alerts.yml")])
+    s.start()
+    s.wait_ready(redis_server)
+    wait_until(lambda: s.get_json("/api/alerts"), lambda a: a["firing"] >= 1, 30, "an alert fires")
+    return s
 
 
 def hash_password(stalk_bin, password):

@@ -403,9 +403,14 @@ try {
                    ['task', 'task/' + config.ids.fail], ['queues', 'queues'], ['alerts', 'alerts'], ['cost', 'cost'],
                    ['audit', 'audit']];
     for (const [name, path] of pages) {
-      await page.goto(base + path, {waitUntil: 'load'});
+      // Alerts from a Stalk started with --alerts_config for the picture (the module's has none).
+      await page.goto((name === 'alerts' && config.alerts_base ? config.alerts_base : base) + path, {waitUntil: 'load'});
       await page.waitForSelector('#live.on', {timeout: 10000});
       await page.waitForTimeout(1500);  // charts need two live messages; this is a picture, not a check
+      if (name === 'worker') {
+        await page.locator('#controls').scrollIntoViewIfNeeded();
+        await page.evaluate(() => window.scrollBy(0, -80));
+      }
       await page.screenshot({path: join(config.readme_dir, name + '.png')});
     }
   }
