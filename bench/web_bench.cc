@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
          q.received_end = first - 365 * 86400.0;
        })},
       {"search=acme (1/4)", make([](TaskQuery& q) { q.search = "acme"; })},
-      {"search=card declined (failures)", make([](TaskQuery& q) { q.search = "declined"; })},
+      {"search=declined (no match: exception text is not searched)", make([](TaskQuery& q) { q.search = "declined"; })},
       {"search=no-such-text (none: full scan)", make([](TaskQuery& q) { q.search = "no-such-text"; })},
       {"search=args:4242 kwargs:tenant=acme", make([](TaskQuery& q) { q.search = "args:4242 kwargs:tenant=acme"; })},
       {"sort_by=-runtime (sorted, all)", make([](TaskQuery& q) { q.sort_by = "-runtime"; })},
