@@ -93,11 +93,13 @@ bool KwargsContain(std::string_view dict, std::string_view key, std::string_view
 
 // A uuid's text is lower-case hex and dashes; a needle with anything else never matches one.
 bool CouldBeInUuid(std::string_view needle) {
-  if (needle.size() > 36)
+  if (needle.size() > 36) {
     return false;
+  }
   for (char c : needle) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-'))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-')) {
       return false;
+    }
   }
   return true;
 }
@@ -117,12 +119,14 @@ class SearchMatcher {
   bool reads_text() const { return s_.any || s_.result || !s_.kwargs.empty() || !s_.args.empty(); }
 
   bool Matches(const Task& t) {
-    if (s_.empty())
+    if (s_.empty()) {
       return true;
+    }
     const std::string_view state = st_.StateName(t);
     for (const auto& x : s_.states) {
-      if (state == x)
+      if (state == x) {
         return true;
+      }
     }
     if (s_.any) {
       const std::string& a = *s_.any;
@@ -132,32 +136,39 @@ class SearchMatcher {
         return true;
       }
     }
-    if (s_.result && !t.result.is_null() && Contains(t.result.view(), *s_.result))
+    if (s_.result && !t.result.is_null() && Contains(t.result.view(), *s_.result)) {
       return true;
+    }
     if (!s_.kwargs.empty()) {
       bool all = true;
-      for (const auto& [k, v] : s_.kwargs)
+      for (const auto& [k, v] : s_.kwargs) {
         all = all && KwargsContain(t.kwargs.view(), k, v);
-      if (all)
+      }
+      if (all) {
         return true;
+      }
     }
     if (!s_.args.empty()) {
       bool all = true;
-      for (const auto& a : s_.args)
+      for (const auto& a : s_.args) {
         all = all && Contains(t.args.view(), a);
-      if (all)
+      }
+      if (all) {
         return true;
+      }
     }
     return false;
   }
 
  private:
   bool Interned(uint32_t id) {
-    if (id >= interned_.size())
+    if (id >= interned_.size()) {
       return Contains(st_.Name(id), *s_.any);
+    }
     int8_t& m = interned_[id];
-    if (m < 0)
+    if (m < 0) {
       m = Contains(st_.Name(id), *s_.any) ? 1 : 0;
+    }
     return m == 1;
   }
 
