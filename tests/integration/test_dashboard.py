@@ -107,7 +107,7 @@ def run_browser(node, config, celery_app, timeout=150):
             if line.startswith("NEED send_task"):
                 task_id = celery_app.tasks["app.add"].delay(1000, 1).id
             elif line.startswith("NEED send_countdown"):  # waits at the worker: revocable
-                task_id = celery_app.tasks["app.add"].apply_async((2, 2), countdown=6).id
+                task_id = celery_app.tasks["app.add"].apply_async((2, 2), countdown=15).id
             elif line.startswith("NEED send_sleep"):  # runs long enough to be terminated
                 task_id = celery_app.tasks["app.sleep"].delay(60).id
             if task_id:

@@ -342,7 +342,7 @@ try {
     await page.click('dialog.confirm button.danger');
     let revoked = await controlResult(page, 'Revoke');
     check(revoked === `Revoke: Revoked '${etaId}'`, 'revoke reply: ' + revoked);
-    await waitText(page, '#task-state .badge', (t) => t === 'REVOKED', 'the revoked task turns REVOKED (live)', 30000);
+    await waitText(page, '#task-state .badge', (t) => t === 'REVOKED', 'the revoked task turns REVOKED (live) at its ETA', 40000);
     step('terminate');
     const {id: sleepId} = await need('send_sleep');
     await page.goto(base + 'task/' + sleepId);
