@@ -414,7 +414,7 @@ int RunServe(ServeSettings s) {
                                       [engine](const std::string& body) { return engine->AddSilence(body, WallNow()); },
                                       [engine](const std::string& id) { return engine->RemoveSilence(id); }});
   }
-  RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns});
+  RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns, (*guard)->Enabled()});
   HttpServerOptions ho;
   ho.address = s.address;
   ho.port = s.port;

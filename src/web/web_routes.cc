@@ -4,6 +4,8 @@
 #include <map>
 #include <memory>
 
+#include "common/audit_log.h"
+#include "common/json_writer.h"
 #include "web/assets.h"
 
 namespace stalk {
@@ -121,6 +123,27 @@ HttpResponse StaticFile(const HttpRequest& req, const std::string& name) {
   return r;
 }
 
+// {"user": "alice"|null, "role": "viewer"|"operator"|"admin", "auth_enabled": bool}. The principal
+// is the one the auth guard admitted for this very request (thread-local, set before the handler).
+HttpResponse WhoAmI(bool auth_enabled) {
+  const AuditActor& actor = CurrentAuditActor();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("user");
+  if (auth_enabled && actor.name != "-") {
+    w.String(actor.name);
+  } else {
+    w.Null();
+  }
+  w.Field("role", auth_enabled ? actor.role : std::string("admin"));
+  w.Key("auth_enabled");
+  w.Bool(auth_enabled);
+  w.EndObject();
+  HttpResponse r = HttpResponse::Json(w.Take());
+  r.headers["Cache-Control"] = "no-store";
+  return r;
+}
+
 }  // namespace
 
 std::string HtmlEscape(std::string_view text) {
@@ -163,6 +186,8 @@ void RegisterWebRoutes(Router& r, LiveFeed& feed, const WebOptions& options) {
   r.GetPrefix("/static/", StaticFile);
   r.Get("/api/stalk/summary",
         [&feed](const HttpRequest&, const std::string&) { return HttpResponse::Json(feed.SummaryJson()); });
+  r.Get("/api/stalk/whoami",
+        [auth = options.auth_enabled](const HttpRequest&, const std::string&) { return WhoAmI(auth); });
   r.Get("/api/events/stream",
         [&feed](const HttpRequest&, const std::string&) { return HttpResponse::EventStream(feed.hub()); });
 }

@@ -1159,6 +1159,28 @@ TEST_F(TaskQueryTest, SearchKwargs) {
       << "Flower drops a kwargs term without '='";
 }
 
+// The search scan reads tasks through a prefetch window (16 tasks ahead): order, offset, limit and
+// the tasks at the end of the window must come out as without it.
+TEST_F(TaskQueryTest, SearchOverManyTasksKeepsOrderOffsetAndLimit) {
+  std::vector<std::string> hits;  // newest first
+  for (int i = 0; i < 60; ++i) {
+    char id[37];
+    std::snprintf(id, sizeof id, "%08d-aaaa-4aaa-8aaa-aaaaaaaaaaaa", i);
+    const bool hit = i % 3 == 0;
+    Add(id, "task-received", 100 + i, kW1, "tasks.many", hit ? "('needle-in-args-" + std::to_string(i) + "',)" : "(1,)",
+        "{}");
+    if (hit) hits.insert(hits.begin(), id);
+  }
+  EXPECT_EQ(Q({.search = "needle-in-args"}), hits);
+  EXPECT_EQ(Q({.limit = 5, .offset = 3, .search = "needle-in-args"}),
+            std::vector<std::string>(hits.begin() + 3, hits.begin() + 8));
+  EXPECT_EQ(Q({.limit = 3, .offset = 18, .search = "needle-in-args"}),
+            std::vector<std::string>(hits.begin() + 18, hits.end()));  // the last two: from the window's tail
+  EXPECT_EQ(Q({.search = "needle-in-args-0'"}), V({"00000000-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}));  // the oldest task
+  EXPECT_EQ(Q({.search = "00000057-aaaa"}), V({"00000057-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}));       // by id (hex)
+  EXPECT_EQ(Q({.sort_by = "received", .search = "tasks.many"}).front(), "00000000-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+}
+
 TEST_F(TaskQueryTest, SearchResultStateAndFreeText) {
   EXPECT_EQ(Q({.search = "result:5"}), V({kT1}));
   EXPECT_EQ(Q({.search = "state:FAILURE"}), V({kT2}));

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "common/audit_log.h"
 #include "http/http_server.h"
 #include "http/router.h"
 #include "http/sse_hub.h"
@@ -166,6 +167,27 @@ TEST_F(WebFixture, StaticFilesHaveEtagsAndCacheByVersion) {
   EXPECT_EQ(Get(router, "/static/missing.js").status, 404);
   EXPECT_EQ(Get(router, "/static/../pages/tasks.html").status, 404);  // pages are not static files
   EXPECT_EQ(Get(router, "/worker/").status, 404);
+}
+
+TEST_F(WebFixture, WhoAmIAnswersTheGuardsPrincipalOrAdminWhenOpen) {
+  RegisterWebRoutes(router, feed, WebOptions{});
+  json open = json::parse(Get(router, "/api/stalk/whoami").body);
+  EXPECT_EQ(open, json::parse(R"({"user": null, "role": "admin", "auth_enabled": false})"));
+
+  Router secured;
+  WebOptions o;
+  o.auth_enabled = true;
+  RegisterWebRoutes(secured, feed, o);
+  // The guard runs before the handler on the same thread and names the principal it admitted.
+  secured.SetGuard([](const HttpRequest& req, std::string_view) -> std::optional<HttpResponse> {
+    SetAuditActor(AuditActor{req.Header("x-test-user"), req.Header("x-test-role"), "127.0.0.1"});
+    return std::nullopt;
+  });
+  HttpResponse r = Get(secured, "/api/stalk/whoami", {}, {{"x-test-user", "watcher"}, {"x-test-role", "viewer"}});
+  EXPECT_EQ(r.headers["Cache-Control"], "no-store");
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"user": "watcher", "role": "viewer", "auth_enabled": true})"));
+  r = Get(secured, "/api/stalk/whoami", {}, {{"x-test-user", "ops"}, {"x-test-role", "operator"}});
+  EXPECT_EQ(json::parse(r.body)["role"], "operator");
 }
 
 // ------------------------------------------------------------------ summary and live feed

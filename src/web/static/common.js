@@ -1,6 +1,7 @@
 // Stalk — Celery monitoring server.
-// Helpers shared by every dashboard page: API fetches, DOM building (text only: task data is never
-// parsed as HTML), formatting, the live feed (server-sent events) and the nav bar.
+// Helpers shared by every dashboard page: API fetches and control POSTs, DOM building (text only:
+// task data is never parsed as HTML), formatting, the current user's role, confirmation dialogs,
+// the live feed (server-sent events) and the nav bar.
 // Every URL is relative: the page's <base href> carries --url_prefix.
 'use strict';
 
@@ -23,6 +24,63 @@ const Stalk = (() => {
       throw err;
     }
     return body;
+  }
+
+  // POST a control route ("api/worker/pool/grow/<w>") with form parameters; resolves to the reply's
+  // JSON, throws Error(message) on HTTP errors. The pages are served with Referrer-Policy
+  // no-referrer, under which a browser sends `Origin: null` on a POST, and the server refuses a
+  // state change whose Origin (else Referer) does not match its Host (CSRF). `same-origin` here
+  // makes the browser send the real Origin and Referer for this same-origin request only.
+  async function post(path, params) {
+    const body = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) {
+      if (v !== undefined && v !== null) body.set(k, v);  // '' is meaningful (no rate limit)
+    }
+    const resp = await fetch(path, {
+      method: 'POST', body, referrerPolicy: 'same-origin', credentials: 'same-origin',
+      headers: {Accept: 'application/json'},
+    });
+    let reply = null;
+    try { reply = await resp.json(); } catch (e) { reply = null; }
+    if (!resp.ok) {
+      const err = new Error((reply && (reply.error || reply.message)) || ('HTTP ' + resp.status));
+      err.status = resp.status;
+      throw err;
+    }
+    return reply;
+  }
+
+  // The current principal, asked once per page: {user, role, auth_enabled}. On failure: a viewer
+  // (buttons stay hidden; the server decides anyway).
+  let whoamiPromise = null;
+  function whoami() {
+    if (!whoamiPromise) {
+      whoamiPromise = api('api/stalk/whoami').catch(() => ({user: null, role: 'viewer', auth_enabled: true}));
+    }
+    return whoamiPromise;
+  }
+  async function canOperate() {
+    const me = await whoami();
+    return me.role === 'operator' || me.role === 'admin';
+  }
+
+  // An in-page confirmation (a <dialog>, not window.confirm: it can be styled, tested and says what
+  // will happen). Resolves true when the user confirms.
+  function confirmAction(title, detail, confirmLabel) {
+    return new Promise((resolve) => {
+      const ok = el('button', {type: 'button', className: 'danger', text: confirmLabel || 'Confirm'});
+      const cancel = el('button', {type: 'button', text: 'Cancel'});
+      const dialog = el('dialog', {className: 'confirm'}, [
+        el('h2', {text: title}), el('p', {text: detail || ''}), el('div', {className: 'actions'}, [cancel, ok]),
+      ]);
+      const done = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
+      ok.addEventListener('click', () => done(true));
+      cancel.addEventListener('click', () => done(false));
+      dialog.addEventListener('cancel', (ev) => { ev.preventDefault(); done(false); });  // Escape
+      document.body.append(dialog);
+      dialog.showModal();
+      cancel.focus();
+    });
   }
 
   // el('a', {href: 'x', className: 'c', text: 'label'}, [children]): attributes as DOM properties,
@@ -167,7 +225,7 @@ const Stalk = (() => {
   }, 2000);
 
   return {
-    TASK_STATES, api, el, fmtTime, fmtDuration, fmtAgo, fmtNumber, stateBadge, taskHref, workerHref,
-    taskLink, workerLink, pathParam, showError, onLive, throttle,
+    TASK_STATES, api, post, whoami, canOperate, confirmAction, el, fmtTime, fmtDuration, fmtAgo, fmtNumber,
+    stateBadge, taskHref, workerHref, taskLink, workerLink, pathParam, showError, onLive, throttle,
   };
 })();

@@ -1,10 +1,11 @@
 // Stalk — Celery monitoring server.
 // Task page: every field of one task, the timeline of its timestamps, links to its parent, root and
 // children, and its traceback — all as text. Re-fetched when the live feed reports it changed.
+// Operators also get Revoke and Terminate (with a signal): Flower's POST /api/task/revoke/<id>.
 'use strict';
 
 (() => {
-  const {el, api, fmtTime, fmtDuration, onLive, showError, throttle, pathParam, taskLink, workerLink, stateBadge} = Stalk;
+  const {el, api, post, canOperate, confirmAction, fmtTime, fmtDuration, onLive, showError, throttle, pathParam, taskLink, workerLink, stateBadge} = Stalk;
   const $ = (id) => document.getElementById(id);
   const id = pathParam('task');
   $('task-uuid').textContent = id;
@@ -92,8 +93,42 @@
     }
   }
 
+  // ---- revoke / terminate -------------------------------------------------------------------------
+  function showResult(ok, text) {
+    const box = $('control-result');
+    box.hidden = false;
+    box.classList.toggle('ok', ok);
+    box.classList.toggle('failed', !ok);
+    box.textContent = text;
+  }
+
+  async function revoke(terminate) {
+    const signal = $('c-signal').value;
+    const label = terminate ? `Terminate (${signal})` : 'Revoke';
+    const ok = await confirmAction(terminate ? `Terminate task ${id}?` : `Revoke task ${id}?`,
+        terminate ? `Workers discard it, and the process running it now gets ${signal}.`
+                  : 'Workers discard it if it has not started yet; a running task keeps running.',
+        label);
+    if (!ok) {
+      showResult(true, label + ': cancelled');
+      return;
+    }
+    showResult(true, label + ': sending…');
+    try {
+      const params = terminate ? {terminate: 'true', signal} : {};
+      const reply = await post('api/task/revoke/' + encodeURIComponent(id), params);
+      showResult(true, `${label}: ${(reply && reply.message) || JSON.stringify(reply)}`);
+      refreshSoon();
+    } catch (e) {
+      showResult(false, `${label} failed (${e.status || 'network'}): ${e.message}`);
+    }
+  }
+  $('c-revoke').addEventListener('click', () => revoke(false));
+  $('c-terminate').addEventListener('click', () => revoke(true));
+
   const refreshSoon = throttle(refresh, 500);
   refresh();
+  canOperate().then((yes) => { $('controls').hidden = !yes; });
   onLive((m) => {
     if (m.changed_overflow || (m.changed && m.changed.includes(id))) refreshSoon();
   });

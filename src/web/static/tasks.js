@@ -1,7 +1,9 @@
 // Stalk — Celery monitoring server.
 // Tasks page: server-side paging, sorting and filtering over /api/tasks, the column choice of
 // Flower's --tasks_columns (the default comes from the server; the user's choice is kept in
-// localStorage), and live updates: when the feed reports changed tasks, the current page is
+// localStorage), a time range (last 15 min / hour / 24 h, sliding with each refresh, or between two
+// local times; on the received or started timestamp, Flower's received_start/_end and
+// started_start/_end), and live updates: when the feed reports changed tasks, the current page is
 // re-fetched in place — filters, page and scroll position stay as they are.
 'use strict';
 
@@ -56,12 +58,35 @@
   }
 
   // ---- query state: mirrored in the address bar, so reload and links keep it ---------------------
+  // Time range in the URL: `range=15m|1h|24h` (relative to each refresh), or Flower's
+  // `received_start`/`received_end` (or `started_…`) as "YYYY-MM-DD HH:MM" local time (epoch seconds
+  // are accepted too); `time_by=started` picks the started timestamp for a relative range.
+  const RANGES = {'15m': 15 * 60, '1h': 3600, '24h': 86400};
   const params = new URLSearchParams(location.search);
+  const pad = (n) => String(n).padStart(2, '0');
+  // Date -> "YYYY-MM-DD HH:MM" in local time (Flower's format).
+  const localText = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  // "YYYY-MM-DD HH:MM", "YYYY-MM-DDTHH:MM" or epoch seconds -> epoch seconds; null when not a time.
+  function epochOf(text) {
+    if (!text) return null;
+    if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+    const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})/.exec(text);
+    if (!m) return null;
+    return new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]).getTime() / 1000;
+  }
+  const normalTime = (text) => { const e = epochOf(text); return e === null ? '' : localText(new Date(e * 1000)); };
+  const customBy = params.has('started_start') || params.has('started_end') ? 'started' : 'received';
+  const customStart = normalTime(params.get(customBy + '_start') || '');
+  const customEnd = normalTime(params.get(customBy + '_end') || '');
   const query = {
     state: params.get('state') || '',
     taskname: params.get('taskname') || '',
     workername: params.get('workername') || '',
     search: params.get('search') || '',
+    range: RANGES[params.get('range')] ? params.get('range') : (customStart || customEnd ? 'custom' : ''),
+    time_by: params.get('time_by') === 'started' || customBy === 'started' ? 'started' : 'received',
+    start: customStart,
+    end: customEnd,
     sort_by: params.get('sort_by') || '',
     offset: Math.max(0, parseInt(params.get('offset') || '0', 10) || 0),
     limit: Math.min(500, Math.max(1, parseInt(params.get('limit') || '30', 10) || 30)),
@@ -71,7 +96,14 @@
   function syncAddressBar() {
     const out = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) {
+      if (k === 'start' || k === 'end' || k === 'range' || k === 'time_by') continue;
       if (v !== '' && !(k === 'offset' && v === 0) && !(k === 'limit' && v === 30)) out.set(k, v);
+    }
+    if (RANGES[query.range]) out.set('range', query.range);
+    if (query.range && query.time_by !== 'received') out.set('time_by', query.time_by);
+    if (query.range === 'custom') {
+      if (query.start) out.set(query.time_by + '_start', query.start);
+      if (query.end) out.set(query.time_by + '_end', query.end);
     }
     const qs = out.toString();
     history.replaceState(null, '', 'tasks' + (qs ? '?' + qs : ''));
@@ -102,8 +134,31 @@
     query.taskname = $('f-taskname').value;
     query.workername = $('f-workername').value;
     query.search = $('f-search').value.trim();
+    query.range = $('f-range').value;
+    query.time_by = $('f-time-by').value;
+    query.start = normalTime($('f-from').value);
+    query.end = normalTime($('f-to').value);
+    showCustomRange();
     query.limit = parseInt($('f-limit').value, 10) || 30;
     query.offset = 0;
+  }
+
+  function showCustomRange() {
+    for (const label of document.querySelectorAll('.range-custom')) label.hidden = query.range !== 'custom';
+  }
+
+  // The API's time bounds (epoch seconds) for the current range; a relative range ends now.
+  function timeBounds() {
+    const out = {};
+    if (RANGES[query.range]) {
+      out[query.time_by + '_start'] = (Date.now() / 1000 - RANGES[query.range]).toFixed(3);
+    } else if (query.range === 'custom') {
+      const start = epochOf(query.start), end = epochOf(query.end);
+      // The end minute is included: "to 12:05" means up to 12:05:59.
+      if (start !== null) out[query.time_by + '_start'] = String(start);
+      if (end !== null) out[query.time_by + '_end'] = String(end + 59.999);
+    }
+    return out;
   }
 
   // ---- table -------------------------------------------------------------------------------------
@@ -152,7 +207,7 @@
     try {
       tasks = await api('api/tasks', {
         state: query.state, taskname: query.taskname, workername: query.workername, search: query.search,
-        sort_by: query.sort_by, offset: query.offset, limit: query.limit + 1,
+        sort_by: query.sort_by, offset: query.offset, limit: query.limit + 1, ...timeBounds(),
       });
     } catch (e) {
       showError('Cannot load tasks: ' + e.message);
@@ -177,6 +232,9 @@
     $('prev').disabled = query.offset === 0;
     $('next').disabled = !hasNext;
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    // For measurements (bench/dashboard_1m.sh): when each set of rows reached the DOM.
+    performance.clearMarks('stalk-tasks-rendered');  // keep one: a page may stay open for days
+    performance.mark('stalk-tasks-rendered');
   }
 
   function renderColumnChoices() {
@@ -202,13 +260,18 @@
 
   // ---- wiring ------------------------------------------------------------------------------------
   $('f-search').value = query.search;
+  $('f-range').value = query.range;
+  $('f-time-by').value = query.time_by;
+  $('f-from').value = query.start.replace(' ', 'T');
+  $('f-to').value = query.end.replace(' ', 'T');
+  showCustomRange();
   $('f-limit').value = String(query.limit);
   if ($('f-limit').value !== String(query.limit)) {
     $('f-limit').append(el('option', {text: String(query.limit)}));
     $('f-limit').value = String(query.limit);
   }
   $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); readForm(); refresh(); });
-  for (const id of ['f-state', 'f-taskname', 'f-workername', 'f-limit']) {
+  for (const id of ['f-state', 'f-taskname', 'f-workername', 'f-limit', 'f-range', 'f-time-by', 'f-from', 'f-to']) {
     $(id).addEventListener('change', () => { readForm(); refresh(); });
   }
   let searchTimer = null;

@@ -1,9 +1,12 @@
 // Stalk — Celery monitoring server.
-// Worker page: every field Stalk has for one worker, its tasks by state, its most recent tasks.
+// Worker page: every field Stalk has for one worker, its tasks by state, its most recent tasks, the
+// inspection replies (registered/active/reserved/scheduled, conf on demand) and, for operators, the
+// remote-control buttons (Flower's POST /api/worker/... and /api/task/{rate-limit,timeout}/...).
 'use strict';
 
 (() => {
-  const {el, api, fmtNumber, fmtTime, fmtAgo, fmtDuration, onLive, showError, throttle, pathParam, taskLink, stateBadge, TASK_STATES} = Stalk;
+  const {el, api, post, canOperate, confirmAction, fmtNumber, fmtTime, fmtAgo, fmtDuration, onLive, showError, throttle,
+    pathParam, taskLink, stateBadge, TASK_STATES} = Stalk;
   const $ = (id) => document.getElementById(id);
   const name = pathParam('worker');
   $('worker-name').textContent = name;
@@ -47,8 +50,9 @@
           el('pre', {text: JSON.stringify(v, null, 2)}),
         ]);
       });
-      $('inspected').replaceChildren(...blocks);
-      $('inspected-section').hidden = !blocks.length;
+      $('inspected').replaceChildren(...(blocks.length ? blocks :
+          [el('p', {className: 'null', text: 'No inspection replies yet.'})]));
+      fillChoices(w);
       const counts = (summary.by_worker || {})[name] || {};
       const states = TASK_STATES.concat(Object.keys(counts).filter((s) => !TASK_STATES.includes(s)));
       $('worker-states').replaceChildren(...states.map((state) => el('a', {
@@ -68,7 +72,96 @@
     }
   }
 
+  // Names for the control inputs: the queues the worker consumes, the tasks it registered.
+  function fillChoices(w) {
+    const queues = (Array.isArray(w.active_queues) ? w.active_queues : []).map((q) => q && q.name).filter(Boolean);
+    $('c-queue-names').replaceChildren(...queues.map((q) => el('option', {value: q})));
+    const tasks = (Array.isArray(w.registered) ? w.registered : []).map((t) => String(t).split(' ')[0]);
+    $('c-task-names').replaceChildren(...tasks.map((t) => el('option', {value: t})));
+  }
+
+  // ---- remote control ----------------------------------------------------------------------------
+  const target = encodeURIComponent(name);
+
+  function showResult(ok, text) {
+    const box = $('control-result');
+    box.hidden = false;
+    box.classList.toggle('ok', ok);
+    box.classList.toggle('failed', !ok);
+    box.textContent = text;
+  }
+
+  // Runs one control call: confirmation first when `confirm` is given, the reply shown as text.
+  async function control(label, path, params, confirm) {
+    if (confirm && !(await confirmAction(confirm.title, confirm.detail, confirm.button))) {
+      showResult(true, label + ': cancelled');
+      return;
+    }
+    showResult(true, label + ': sending…');
+    try {
+      const reply = await post(path, params);
+      const text = reply && typeof reply === 'object' ? (reply.message || JSON.stringify(reply)) : String(reply);
+      showResult(true, `${label}: ${text}`);
+      refreshSoon();
+    } catch (e) {
+      showResult(false, `${label} failed (${e.status || 'network'}): ${e.message}`);
+    }
+  }
+
+  function wireControls() {
+    const n = () => $('c-pool-n').value;
+    const on = (id, fn) => $(id).addEventListener('click', fn);
+    on('c-pool-grow', () => control('Grow pool', 'api/worker/pool/grow/' + target, {n: n()}));
+    on('c-pool-shrink', () => control('Shrink pool', 'api/worker/pool/shrink/' + target, {n: n()}));
+    on('c-autoscale', () => control('Autoscale', 'api/worker/pool/autoscale/' + target,
+        {min: $('c-as-min').value, max: $('c-as-max').value}));
+    on('c-pool-restart', () => control('Restart pool', 'api/worker/pool/restart/' + target, {}, {
+      title: `Restart the pool of ${name}?`, button: 'Restart pool',
+      detail: 'Every pool process is replaced; tasks running in them are interrupted.',
+    }));
+    const queue = () => $('c-queue').value.trim();
+    on('c-add-consumer', () => control('Add consumer', 'api/worker/queue/add-consumer/' + target, {queue: queue()}));
+    on('c-cancel-consumer', () => control('Cancel consumer', 'api/worker/queue/cancel-consumer/' + target,
+        {queue: queue()}, {title: `Stop ${name} consuming from "${queue()}"?`, button: 'Cancel consumer',
+                           detail: 'The worker takes no more tasks from this queue until a consumer is added again.'}));
+    const task = () => $('c-task').value.trim();
+    on('c-rate-apply', () => control('Rate limit', 'api/task/rate-limit/' + encodeURIComponent(task()),
+        {workername: name, ratelimit: $('c-rate').value.trim()}));
+    on('c-timeout-apply', () => control('Time limits', 'api/task/timeout/' + encodeURIComponent(task()),
+        {workername: name, soft: $('c-soft').value, hard: $('c-hard').value}));
+    on('c-shutdown', () => control('Shut down', 'api/worker/shutdown/' + target, {}, {
+      title: `Shut down ${name}?`, button: 'Shut down',
+      detail: 'The worker finishes no new tasks and exits; it must be started again outside Stalk.',
+    }));
+  }
+
+  // Inspection on demand (GET: any role): ask the worker again; its configuration.
+  $('inspect-refresh').addEventListener('click', async () => {
+    try {
+      await api('api/workers', {workername: name, refresh: 1});
+      showError('');
+      refresh();
+    } catch (e) {
+      showError('Cannot inspect the worker: ' + e.message);
+    }
+  });
+  $('inspect-conf').addEventListener('click', async () => {
+    try {
+      const replies = await api('api/stalk/inspect/conf', {workername: name});
+      const conf = replies[name] || {};
+      $('conf').textContent = JSON.stringify(conf, null, 2);
+      $('conf-size').textContent = `${Object.keys(conf).length} keys`;
+      $('conf-block').hidden = false;
+      $('conf-block').open = true;
+      showError('');
+    } catch (e) {
+      showError('Cannot read the configuration: ' + e.message);
+    }
+  });
+
   const refreshSoon = throttle(refresh, 2000);
   refresh();
+  wireControls();
+  canOperate().then((yes) => { $('controls').hidden = !yes; });
   onLive(() => refreshSoon());
 })();

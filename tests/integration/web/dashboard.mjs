@@ -4,7 +4,11 @@
 // starts everything (redis, Celery worker, stalk), seeds tasks, and answers requests on stdin.
 //
 //   node dashboard.mjs CONFIG.json
-// CONFIG: {base, mode: "full"|"prefix", shots_dir, ids: {fail, xss, echo}, seeded, failed}
+// CONFIG: {base, mode: "full"|"prefix"|"viewer"|"operator", shots_dir, ids: {fail, xss, echo}, seeded,
+//          failed, user, password (Basic auth, for viewer/operator), readme_dir (full mode: also save
+//          1280x800 screenshots of every page there, for README)}
+// Modes: full and prefix walk the dashboard (full also drives the remote-control buttons, the time
+// range, a revoke and a terminate); viewer and operator check who sees the control buttons.
 // Protocol on stdout: lines "NEED <what>" (the test replies one JSON line on stdin), "STEP <name>",
 // and a last line "OK" — any failed check throws, prints "FAIL <message>" and exits 1.
 import {readFileSync, mkdtempSync, rmSync} from 'node:fs';
@@ -37,6 +41,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   viewport: {width: 1400, height: 900},
+  httpCredentials: config.user ? {username: config.user, password: config.password} : undefined,
 });
 
 async function shot(page, name) {
@@ -64,6 +69,7 @@ async function waitText(page, selector, pred, what, timeout = 10000) {
   return until(async () => pred(await page.locator(selector).first().textContent()), what, timeout);
 }
 
+let page = null;
 try {
   // Recorded before any page script runs; CSP blocks page-inline code, not this (CDP-injected).
   await context.addInitScript(() => {
@@ -72,13 +78,63 @@ try {
       window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`);
     });
   });
-  const page = await context.newPage();
+  page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error on ${page.url()}: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
   page.on('dialog', async (d) => { problems.push(`dialog fired (${d.type()}): ${d.message()}`); await d.dismiss(); });
   const cspViolations = async () => page.evaluate(() => window.__csp || []);
   const step = (name) => console.log('STEP ' + name);
   const tbodyRows = (p) => p.locator('#tasks tbody tr[data-id]');
+  // Waits for a control call's reply in #control-result; returns its text.
+  const controlResult = async (p, label) => {
+    let text = '';
+    await waitText(p, '#control-result', (t) => { text = t; return t && t.startsWith(label) && !t.endsWith('sending…'); },
+                   `the reply to "${label}"`, 20000);
+    return text;
+  };
+
+  if (config.mode === 'viewer' || config.mode === 'operator') {
+    // ---- roles: the control buttons follow /api/stalk/whoami; the server decides regardless ----------
+    step('role ' + config.mode);
+    const worker = 'w1@stalktest';
+    await page.goto(base + 'worker/' + encodeURIComponent(worker));
+    await page.locator('#worker-fields th', {hasText: 'processed'}).waitFor();
+    const me = await page.evaluate(() => Stalk.whoami());
+    check(me.role === config.mode && me.user === config.user && me.auth_enabled === true, 'whoami: ' + JSON.stringify(me));
+    if (config.mode === 'viewer') {
+      check(await page.locator('#controls').isHidden(), 'a viewer sees no control buttons on the worker page');
+      check(await page.locator('#c-shutdown').isHidden(), 'a viewer sees no shutdown button');
+      // The button is hidden, and the route is refused anyway (same origin, right Origin header).
+      const status = await page.evaluate(() => Stalk.post('api/worker/pool/grow/w1%40stalktest', {n: '1'})
+          .then(() => 200, (e) => e.status));
+      check(status === 403, 'the server refuses a viewer\'s control POST: ' + status);
+      // Chromium logs the refused request as a console error: expected here, and only here.
+      for (let i = problems.length - 1; i >= 0; --i) if (/status of 403/.test(problems[i])) problems.splice(i, 1);
+      await page.goto(base + 'task/' + config.ids.task);
+      await page.locator('#task-fields th').first().waitFor();
+      check(await page.locator('#controls').isHidden(), 'a viewer sees no revoke/terminate buttons');
+    } else {
+      await page.locator('#controls').waitFor({state: 'visible'});
+      await page.fill('#c-pool-n', '1');
+      await page.click('#c-pool-grow');
+      const grown = await controlResult(page, 'Grow pool');
+      check(grown.includes("Growing 'w1@stalktest' worker's pool by 1"), 'an operator grows the pool: ' + grown);
+      await page.click('#c-pool-shrink');
+      const shrunk = await controlResult(page, 'Shrink pool');
+      check(shrunk.includes('Shrinking'), 'an operator shrinks the pool: ' + shrunk);
+      await page.goto(base + 'task/' + config.ids.task);
+      await page.locator('#controls').waitFor({state: 'visible'});
+      check(await page.locator('#c-revoke').isVisible() && await page.locator('#c-terminate').isVisible(),
+            'an operator sees revoke and terminate');
+    }
+    const csp = await cspViolations();
+    check(csp.length === 0, 'CSP violations: ' + csp.join('; '));
+    check(problems.length === 0, 'browser problems:\n' + problems.join('\n'));
+    console.log('OK');
+    await context.close();
+    rmSync(userDataDir, {recursive: true, force: true});
+    process.exit(0);
+  }
 
   // ---- overview ------------------------------------------------------------------------------------
   step('overview');
@@ -104,6 +160,69 @@ try {
   await page.locator('#worker-fields th', {hasText: 'processed'}).waitFor();
   await page.locator('#worker-tasks tbody tr a.mono').first().waitFor();
   await shot(page, 'worker');
+
+  if (config.mode === 'full') {
+    // ---- worker page: remote control (open mode: every role) ------------------------------------------
+    step('worker controls');
+    await page.locator('#controls').waitFor({state: 'visible'});
+    await page.fill('#c-pool-n', '1');
+    await page.click('#c-pool-grow');
+    let reply = await controlResult(page, 'Grow pool');
+    check(reply === "Grow pool: Growing 'w1@stalktest' worker's pool by 1", 'grow reply: ' + reply);
+    check(await page.locator('#control-result.ok').count() === 1, 'the reply is shown as a success');
+    await page.click('#c-pool-shrink');
+    reply = await controlResult(page, 'Shrink pool');
+    check(reply.includes("Shrinking 'w1@stalktest' worker's pool by 1"), 'shrink reply: ' + reply);
+    await page.fill('#c-queue', 'stalk-extra');
+    await page.click('#c-add-consumer');
+    reply = await controlResult(page, 'Add consumer');
+    check(reply.includes('add consumer stalk-extra'), 'add consumer reply: ' + reply);
+    // Destructive actions ask first: cancel keeps the worker consuming, confirm stops it.
+    await page.click('#c-cancel-consumer');
+    await page.locator('dialog.confirm').waitFor({state: 'visible'});
+    check((await page.locator('dialog.confirm h2').textContent()).includes('stalk-extra'), 'the dialog names the queue');
+    await page.click('dialog.confirm button:not(.danger)');
+    reply = await controlResult(page, 'Cancel consumer');
+    check(reply === 'Cancel consumer: cancelled', 'cancelling the dialog sends nothing: ' + reply);
+    await page.click('#c-cancel-consumer');
+    await page.click('dialog.confirm button.danger');
+    reply = await controlResult(page, 'Cancel consumer');
+    check(reply.includes('no longer consuming from stalk-extra'), 'cancel consumer reply: ' + reply);
+    await page.fill('#c-task', 'app.echo');
+    await page.fill('#c-rate', '100/m');
+    await page.click('#c-rate-apply');
+    reply = await controlResult(page, 'Rate limit');
+    check(reply.includes('new rate limit set successfully'), 'rate limit reply: ' + reply);
+    await page.fill('#c-soft', '30');
+    await page.fill('#c-hard', '60');
+    await page.click('#c-timeout-apply');
+    reply = await controlResult(page, 'Time limits');
+    check(reply.includes('time limits set successfully'), 'time limits reply: ' + reply);
+    await page.fill('#c-as-min', '5');
+    await page.fill('#c-as-max', '2');
+    await page.click('#c-autoscale');
+    reply = await controlResult(page, 'Autoscale');
+    check(reply.includes('failed (400)') && reply.includes('min must not exceed max') &&
+          await page.locator('#control-result.failed').count() === 1, 'a refused call shows the error as text: ' + reply);
+    // Chromium logs the refused request as a console error: expected here, and only here.
+    for (let i = problems.length - 1; i >= 0; --i) if (/status of 400/.test(problems[i])) problems.splice(i, 1);
+    // A shutdown cancelled in the dialog is not sent.
+    await page.click('#c-shutdown');
+    await page.click('dialog.confirm button:not(.danger)');
+    reply = await controlResult(page, 'Shut down');
+    check(reply === 'Shut down: cancelled', 'shutdown cancelled: ' + reply);
+    // Inspection: registered tasks from the worker, and its configuration on demand.
+    await page.click('#inspect-refresh');
+    await page.locator('#inspected details[data-key="registered"]').waitFor({timeout: 15000});
+    check((await page.locator('#inspected details[data-key="registered"] pre').textContent()).includes('app.add'),
+          'registered tasks are shown');
+    await page.click('#inspect-conf');
+    await waitText(page, '#conf', (t) => t.includes('"worker_send_task_events": true'), 'the worker configuration')
+        .catch(async (e) => { throw new Error(`${e.message}; conf: ${(await page.locator('#conf').textContent()).slice(0, 300)}; ` +
+                                              `error bar: ${await page.locator('#error').textContent()}`); });
+    await page.setViewportSize({width: 1400, height: 900});
+    await shot(page, 'worker-controls');
+  }
 
   if (config.mode === 'full') {
     // ---- tasks: paging ---------------------------------------------------------------------------
@@ -139,6 +258,33 @@ try {
     await page.selectOption('#f-taskname', '');
     await page.selectOption('#f-workername', 'w1@stalktest');
     await until(async () => (await tbodyRows(page).count()) > 0, 'rows on the tasks page');
+
+    // ---- tasks: time range -------------------------------------------------------------------------
+    step('tasks time range');
+    await page.goto(base + 'tasks?limit=100');
+    await until(async () => (await tbodyRows(page).count()) >= config.seeded, 'all seeded tasks listed');
+    const allRows = await tbodyRows(page).count();
+    await page.selectOption('#f-range', '15m');
+    await page.waitForURL(/range=15m/);
+    await until(async () => (await tbodyRows(page).count()) === allRows, 'the last 15 min hold every task');
+    await page.selectOption('#f-range', 'custom');
+    check(await page.locator('#f-from').isVisible(), 'custom range inputs shown');
+    await page.fill('#f-from', '2020-01-01T00:00');
+    await page.fill('#f-to', '2020-01-02T00:00');
+    await page.locator('#tasks tbody td.empty').waitFor({timeout: 10000});
+    check(page.url().includes('received_start=2020-01-01+00%3A00') && page.url().includes('received_end=2020-01-02+00%3A00'),
+          'the range is in the address bar, in Flower\'s names and format: ' + page.url());
+    await page.reload();
+    await page.locator('#tasks tbody td.empty').waitFor({timeout: 10000});
+    check(await page.inputValue('#f-range') === 'custom' && await page.inputValue('#f-from') === '2020-01-01T00:00',
+          'the range survives a reload');
+    const localInput = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    await page.selectOption('#f-time-by', 'started');
+    await page.fill('#f-from', localInput(new Date(Date.now() - 3600e3)));
+    await page.fill('#f-to', localInput(new Date(Date.now() + 3600e3)));
+    await until(async () => (await tbodyRows(page).count()) === allRows, 'started in the last hour: every task');
+    check(page.url().includes('started_start=') && !page.url().includes('received_start'), 'started range in the URL: ' + page.url());
+    await shot(page, 'tasks-range');
 
     // ---- tasks: sorting ---------------------------------------------------------------------------
     step('tasks sorting');
@@ -186,11 +332,34 @@ try {
     check((await page.locator('#task-state .badge').first().textContent()) === 'FAILURE', 'state badge FAILURE');
     check(await page.locator('#timeline li').count() >= 3, 'timeline has sent/received/started/failed');
     await shot(page, 'task-failed');
+
+    // ---- task page: revoke a waiting task, terminate a running one (a real worker does both) -----
+    step('revoke');
+    const {id: etaId} = await need('send_countdown');
+    await page.goto(base + 'task/' + etaId);
+    await waitText(page, '#task-state .badge', (t) => t === 'RECEIVED', 'the countdown task is RECEIVED', 15000);
+    await page.click('#c-revoke');
+    await page.click('dialog.confirm button.danger');
+    let revoked = await controlResult(page, 'Revoke');
+    check(revoked === `Revoke: Revoked '${etaId}'`, 'revoke reply: ' + revoked);
+    await waitText(page, '#task-state .badge', (t) => t === 'REVOKED', 'the revoked task turns REVOKED (live) at its ETA', 40000);
+    step('terminate');
+    const {id: sleepId} = await need('send_sleep');
+    await page.goto(base + 'task/' + sleepId);
+    await waitText(page, '#task-state .badge', (t) => t === 'STARTED', 'the sleeping task is STARTED', 15000);
+    await page.selectOption('#c-signal', 'SIGKILL');
+    await page.click('#c-terminate');
+    check((await page.locator('dialog.confirm p').textContent()).includes('SIGKILL'), 'the dialog names the signal');
+    await page.click('dialog.confirm button.danger');
+    revoked = await controlResult(page, 'Terminate (SIGKILL)');
+    check(revoked.includes(`Revoked '${sleepId}'`), 'terminate reply: ' + revoked);
+    await waitText(page, '#task-state .badge', (t) => t === 'REVOKED', 'the terminated task turns REVOKED (live)', 30000);
+    await shot(page, 'task-revoked');
   }
 
   // ---- live: a task sent after the page loaded appears without a reload -------------------------
   step('live update');
-  await page.goto(base + 'tasks');
+  await page.goto(base + 'tasks?range=1h');  // a relative range slides with each live refresh
   await until(async () => (await tbodyRows(page).count()) > 0, 'rows on the tasks page');
   await page.waitForSelector('#live.on', {timeout: 10000});
   await page.evaluate(() => { window.__sameDocument = true; window.scrollTo(0, 120); });
@@ -200,6 +369,7 @@ try {
       .catch(() => { throw new Error(`task ${liveId} sent after load did not appear live`); });
   check(await page.evaluate(() => window.__sameDocument === true), 'the page was not reloaded');
   check(Math.abs((await page.evaluate(() => window.scrollY)) - scrollBefore) < 2, 'scroll position kept');
+  check(page.url().endsWith('tasks?range=1h') && await page.inputValue('#f-range') === '1h', 'the time range stays: ' + page.url());
   await shot(page, 'tasks-live');
   // follow the row's link (relative URL under <base>)
   await page.locator(`#tasks tbody tr[data-id="${liveId}"] a.mono`).first().click();
@@ -225,6 +395,26 @@ try {
   await until(async () => (await page.locator('#audit tbody tr').count()) > 0, 'audit table rendered');
   await shot(page, 'audit');
 
+  if (config.readme_dir) {
+    // ---- README screenshots: one per page, 1280x800, what a user first sees -----------------------
+    step('readme screenshots');
+    await page.setViewportSize({width: 1280, height: 800});
+    const pages = [['overview', ''], ['workers', 'workers'], ['worker', 'worker/w1%40stalktest'], ['tasks', 'tasks'],
+                   ['task', 'task/' + config.ids.fail], ['queues', 'queues'], ['alerts', 'alerts'], ['cost', 'cost'],
+                   ['audit', 'audit']];
+    for (const [name, path] of pages) {
+      // Alerts from a Stalk started with --alerts_config for the picture (the module's has none).
+      await page.goto((name === 'alerts' && config.alerts_base ? config.alerts_base : base) + path, {waitUntil: 'load'});
+      await page.waitForSelector('#live.on', {timeout: 10000});
+      await page.waitForTimeout(1500);  // charts need two live messages; this is a picture, not a check
+      if (name === 'worker') {
+        await page.locator('#controls').scrollIntoViewIfNeeded();
+        await page.evaluate(() => window.scrollBy(0, -80));
+      }
+      await page.screenshot({path: join(config.readme_dir, name + '.png')});
+    }
+  }
+
   const csp = await cspViolations();
   check(csp.length === 0, 'CSP violations: ' + csp.join('; '));
   check(problems.length === 0, 'browser problems:\n' + problems.join('\n'));
@@ -233,7 +423,8 @@ try {
   rmSync(userDataDir, {recursive: true, force: true});
   process.exit(0);
 } catch (e) {
-  console.log('FAIL ' + e.message + (problems.length ? '\nbrowser problems:\n' + problems.join('\n') : ''));
+  const where = page ? `\nat ${page.url()}; error bar: ${await page.locator('#error').textContent().catch(() => '?')}` : '';
+  console.log('FAIL ' + e.message + where + (problems.length ? '\nbrowser problems:\n' + problems.join('\n') : ''));
   await context.close().catch(() => {});
   rmSync(userDataDir, {recursive: true, force: true});
   process.exit(1);
