@@ -105,6 +105,7 @@ class NullStore final : public Store {
   }
   Result<std::vector<WorkerRecord>> LoadWorkers() override { return std::vector<WorkerRecord>{}; }
   Result<std::optional<TaskRecord>> LoadTask(std::string_view) override { return std::optional<TaskRecord>(); }
+  Result<std::vector<TaskRecord>> SearchTasks(const TaskSearch&) override { return std::vector<TaskRecord>{}; }
   Result<std::vector<std::string>> LoadChildren(std::string_view) override { return std::vector<std::string>{}; }
   Result<std::vector<TransitionRecord>> LoadTransitions(std::string_view) override {
     return std::vector<TransitionRecord>{};

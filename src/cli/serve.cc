@@ -22,6 +22,7 @@
 #include "http/alert_routes.h"
 #include "http/api_routes.h"
 #include "http/audit_routes.h"
+#include "http/history_routes.h"
 #include "http/control_routes.h"
 #include "http/http_server.h"
 #include "ingest/capture_file.h"
@@ -403,6 +404,15 @@ int RunServe(ServeSettings s) {
   RegisterReadApi(router, ctx);
   RegisterControlApi(router, control_ctx);
   RegisterAuditApi(router, audit_api);
+  HistoryApi history_api;
+  if (*store) {
+    history_api.search = [writer = store->get()](const TaskSearch& q) -> Result<std::vector<TaskRecord>> {
+      auto db = writer->store();
+      if (!db) return Error{"the store is not open"};
+      return db->SearchTasks(q);
+    };
+  }
+  RegisterHistoryApi(router, history_api);
   RegisterCustomApi(router, custom_api);
   if ((*guard)->oidc()) {
     RegisterOidcRoutes(router, *(*guard)->oidc());

@@ -65,7 +65,8 @@ Result<PgResult> Exec(PGconn* c, const std::string& sql, bool* permanent = nullp
   PgResult r(PQexec(c, sql.c_str()));
   const auto st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    if (permanent) *permanent = PermanentState(r.get());
+    if (permanent)
+      *permanent = PermanentState(r.get());
     return Error{Trim(r.get() ? PQresultErrorMessage(r.get()) : ConnError(c))};
   }
   return r;
@@ -77,8 +78,8 @@ Result<PgResult> ExecParams(PGconn* c, const std::string& sql, const std::vector
   for (const auto& p : params) {
     values.push_back(p.c_str());
   }
-  PgResult r(PQexecParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
-                          0));
+  PgResult r(
+      PQexecParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
   const auto st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     return Error{Trim(r.get() ? PQresultErrorMessage(r.get()) : ConnError(c))};
@@ -122,18 +123,28 @@ size_t Utf8SeqLen(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
   size_t n;
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4;
-  else return 0;
-  if (i + n > s.size()) return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 2;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 3;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 4;
+  else
+    return 0;
+  if (i + n > s.size())
+    return 0;
   for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    if ((b(i + k) & 0xC0) != 0x80)
+      return 0;
   }
-  if (c == 0xE0 && b(i + 1) < 0xA0) return 0;
-  if (c == 0xED && b(i + 1) > 0x9F) return 0;
-  if (c == 0xF0 && b(i + 1) < 0x90) return 0;
-  if (c == 0xF4 && b(i + 1) > 0x8F) return 0;
+  if (c == 0xE0 && b(i + 1) < 0xA0)
+    return 0;
+  if (c == 0xED && b(i + 1) > 0x9F)
+    return 0;
+  if (c == 0xF0 && b(i + 1) < 0x90)
+    return 0;
+  if (c == 0xF4 && b(i + 1) > 0x8F)
+    return 0;
   return n;
 }
 
@@ -141,10 +152,17 @@ size_t Utf8SeqLen(std::string_view s, size_t i) {
 void AppendCopyValue(std::string& out, const SqlValue& v) {
   char buf[32];
   switch (v.kind) {
-    case SqlValue::Kind::kNull: out += "\\N"; return;
-    case SqlValue::Kind::kInt: out.append(buf, std::to_chars(buf, buf + sizeof buf, v.i).ptr); return;
-    case SqlValue::Kind::kDouble: out.append(buf, std::to_chars(buf, buf + sizeof buf, v.d).ptr); return;
-    case SqlValue::Kind::kText: break;
+    case SqlValue::Kind::kNull:
+      out += "\\N";
+      return;
+    case SqlValue::Kind::kInt:
+      out.append(buf, std::to_chars(buf, buf + sizeof buf, v.i).ptr);
+      return;
+    case SqlValue::Kind::kDouble:
+      out.append(buf, std::to_chars(buf, buf + sizeof buf, v.d).ptr);
+      return;
+    case SqlValue::Kind::kText:
+      break;
   }
   const std::string_view s = v.s;
   for (size_t i = 0; i < s.size();) {
@@ -160,12 +178,23 @@ void AppendCopyValue(std::string& out, const SqlValue& v) {
       continue;
     }
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case 0: out += "\xEF\xBF\xBD"; break;
-      default: out += static_cast<char>(c);
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case 0:
+        out += "\xEF\xBF\xBD";
+        break;
+      default:
+        out += static_cast<char>(c);
     }
     ++i;
   }
@@ -173,7 +202,8 @@ void AppendCopyValue(std::string& out, const SqlValue& v) {
 
 void AppendCopyRow(std::string& out, const SqlValue* v, size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    if (i) out += '\t';
+    if (i)
+      out += '\t';
     AppendCopyValue(out, v[i]);
   }
   out += '\n';
@@ -184,7 +214,8 @@ Result<bool> CopyIn(PGconn* c, std::string_view table, std::string_view cols, co
                     bool* permanent) {
   PgResult started(PQexec(c, ("COPY " + std::string(table) + " (" + std::string(cols) + ") FROM STDIN").c_str()));
   if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
-    if (permanent) *permanent = PermanentState(started.get());
+    if (permanent)
+      *permanent = PermanentState(started.get());
     return Error{"COPY: " + Trim(started.get() ? PQresultErrorMessage(started.get()) : ConnError(c))};
   }
   if (PQputCopyData(c, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(c, nullptr) != 1) {
@@ -194,7 +225,8 @@ Result<bool> CopyIn(PGconn* c, std::string_view table, std::string_view cols, co
   while (PGresult* raw = PQgetResult(c)) {
     PgResult r(raw);
     if (PQresultStatus(raw) != PGRES_COMMAND_OK && out) {
-      if (permanent) *permanent = PermanentState(raw);
+      if (permanent)
+        *permanent = PermanentState(raw);
       out = Error{Trim(PQresultErrorMessage(raw))};
     }
   }
@@ -212,7 +244,8 @@ Result<PGconn*> Connect(const std::string& url) {
     return Error{"cannot connect to " + RedactPostgresUrl(url) + ": " + msg};
   }
   // Quiet NOTICEs ("relation already exists, skipping") instead of printing them on stderr.
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   return c;
 }
 
@@ -221,13 +254,16 @@ Result<bool> Migrate(PGconn* c) {
     Exec(c, "ROLLBACK");
     return Error{"migrating the schema: " + msg};
   };
-  if (auto r = Exec(c, "BEGIN"); !r) return fail(r.error());
+  if (auto r = Exec(c, "BEGIN"); !r)
+    return fail(r.error());
   if (auto r = Exec(c, "SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")"); !r) {
     return fail(r.error());
   }
-  if (auto r = Exec(c, std::string(kCreateSchemaVersion)); !r) return fail(r.error());
+  if (auto r = Exec(c, std::string(kCreateSchemaVersion)); !r)
+    return fail(r.error());
   auto v = Exec(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
-  if (!v) return fail(v.error());
+  if (!v)
+    return fail(v.error());
   const int current = static_cast<int>(PgRow(v->get(), 0).Int(0));
   if (current > kSchemaVersion) {
     return fail("the database has schema version " + std::to_string(current) + ", newer than this Stalk's (" +
@@ -235,7 +271,8 @@ Result<bool> Migrate(PGconn* c) {
   }
   for (int version = current + 1; version <= kSchemaVersion; ++version) {
     for (const auto& sql : MigrationStatements(version, SqlDialect::kPostgres)) {
-      if (auto r = Exec(c, sql); !r) return fail(r.error());
+      if (auto r = Exec(c, sql); !r)
+        return fail(r.error());
     }
     if (auto r = Exec(c, "INSERT INTO schema_version (version, applied_at) VALUES (" + std::to_string(version) +
                              ", extract(epoch from now()))");
@@ -243,7 +280,8 @@ Result<bool> Migrate(PGconn* c) {
       return fail(r.error());
     }
   }
-  if (auto r = Exec(c, "COMMIT"); !r) return fail(r.error());
+  if (auto r = Exec(c, "COMMIT"); !r)
+    return fail(r.error());
   return true;
 }
 
@@ -371,7 +409,8 @@ Result<bool> PostgresStore::WriteInTransaction(const WriteBatch& batch) {
       TaskValues(t, batch.written_at, v.data());
       AppendCopyRow(data, v.data(), kTaskColumns);
     }
-    if (auto r = load(kStageTasks, TaskColumnList(), TaskUpsertFromSql(kStageTasks, config_.shared)); !r) return r;
+    if (auto r = load(kStageTasks, TaskColumnList(), TaskUpsertFromSql(kStageTasks, config_.shared)); !r)
+      return r;
   }
   if (!batch.transitions.empty()) {
     data.clear();
@@ -389,7 +428,8 @@ Result<bool> PostgresStore::WriteInTransaction(const WriteBatch& batch) {
       WorkerValues(w, batch.written_at, loadavg, v.data());
       AppendCopyRow(data, v.data(), kWorkerColumns);
     }
-    if (auto r = load(kStageWorkers, WorkerColumnList(), WorkerUpsertFromSql(kStageWorkers)); !r) return r;
+    if (auto r = load(kStageWorkers, WorkerColumnList(), WorkerUpsertFromSql(kStageWorkers)); !r)
+      return r;
   }
   if (!batch.events.empty()) {
     data.clear();
@@ -397,7 +437,8 @@ Result<bool> PostgresStore::WriteInTransaction(const WriteBatch& batch) {
       EventValues(e, v.data());
       AppendCopyRow(data, v.data(), kEventColumns);
     }
-    if (auto r = load(kStageEvents, EventColumnList(), EventInsertFromSql(kStageEvents)); !r) return r;
+    if (auto r = load(kStageEvents, EventColumnList(), EventInsertFromSql(kStageEvents)); !r)
+      return r;
   }
   return true;
 }
@@ -407,7 +448,8 @@ Result<RetentionStep> PostgresStore::DeleteOlderThan(double cutoff, size_t max_r
     return Error{"not connected"};
   }
   const std::vector<std::string> args = {Num(cutoff), std::to_string(max_rows)};
-  if (auto r = Exec(writer_, "BEGIN"); !r) return Error{r.error()};
+  if (auto r = Exec(writer_, "BEGIN"); !r)
+    return Error{r.error()};
   auto fail = [&](const std::string& msg) -> Result<RetentionStep> {
     Exec(writer_, "ROLLBACK");
     return Error{"retention: " + msg};
@@ -420,13 +462,15 @@ Result<RetentionStep> PostgresStore::DeleteOlderThan(double cutoff, size_t max_r
                           "gone AS (DELETE FROM task_transitions WHERE task_id IN (SELECT id FROM doomed)) "
                           "DELETE FROM tasks WHERE id IN (SELECT id FROM doomed)",
                           args);
-  if (!tasks) return fail(tasks.error());
+  if (!tasks)
+    return fail(tasks.error());
   step.tasks = std::strtoull(PQcmdTuples(tasks->get()), nullptr, 10);
   auto events = ExecParams(writer_,
                            "DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE at < $1 ORDER BY at "
                            "LIMIT $2)",
                            args);
-  if (!events) return fail(events.error());
+  if (!events)
+    return fail(events.error());
   step.events = std::strtoull(PQcmdTuples(events->get()), nullptr, 10);
   step.more = step.tasks >= max_rows || step.events >= max_rows;
   if (!step.more) {
@@ -434,35 +478,38 @@ Result<RetentionStep> PostgresStore::DeleteOlderThan(double cutoff, size_t max_r
       return fail(r.error());
     }
   }
-  if (auto r = Exec(writer_, "COMMIT"); !r) return fail(r.error());
+  if (auto r = Exec(writer_, "COMMIT"); !r)
+    return fail(r.error());
   return step;
 }
 
 // ------------------------------------------------------------------ reads
 
-#define STALK_PG_READER()             \
-  std::lock_guard lock(read_mu_);     \
-  auto conn = ReaderLocked();         \
-  if (!conn) {                        \
-    return Error{conn.error()};       \
-  }                                   \
+#define STALK_PG_READER()         \
+  std::lock_guard lock(read_mu_); \
+  auto conn = ReaderLocked();     \
+  if (!conn) {                    \
+    return Error{conn.error()};   \
+  }                               \
   PGconn* c = *conn
 
 Result<std::optional<double>> PostgresStore::NthNewestTimestamp(size_t n) {
   STALK_PG_READER();
   auto r = ExecParams(c, "SELECT timestamp FROM tasks ORDER BY timestamp DESC LIMIT 1 OFFSET $1",
                       {std::to_string(n > 0 ? n - 1 : 0)});
-  if (!r) return Error{r.error()};
-  if (r->rows() == 0) return std::optional<double>();
+  if (!r)
+    return Error{r.error()};
+  if (r->rows() == 0)
+    return std::optional<double>();
   return std::optional<double>(PgRow(r->get(), 0).Double(0));
 }
 
-Result<size_t> PostgresStore::ForEachRecentTask(size_t limit,
-                                                 const std::function<void(std::vector<TaskRecord>&)>& fn) {
+Result<size_t> PostgresStore::ForEachRecentTask(size_t limit, const std::function<void(std::vector<TaskRecord>&)>& fn) {
   std::optional<double> cutoff;
   if (limit > 0) {
     auto nth = NthNewestTimestamp(limit);
-    if (!nth) return Error{nth.error()};
+    if (!nth)
+      return Error{nth.error()};
     cutoff = *nth;
   }
   STALK_PG_READER();
@@ -470,7 +517,8 @@ Result<size_t> PostgresStore::ForEachRecentTask(size_t limit,
     Exec(c, "ROLLBACK");
     return Error{msg};
   };
-  if (auto r = Exec(c, "BEGIN READ ONLY"); !r) return fail(r.error());
+  if (auto r = Exec(c, "BEGIN READ ONLY"); !r)
+    return fail(r.error());
   // A cursor streams the rows: a plain SELECT would hold the whole result in libpq's memory.
   if (auto r = Exec(c, "DECLARE stalk_restore NO SCROLL CURSOR FOR SELECT " + TaskColumnList() +
                            " FROM tasks WHERE timestamp >= " + Num(cutoff.value_or(0)) + " ORDER BY timestamp");
@@ -482,25 +530,30 @@ Result<size_t> PostgresStore::ForEachRecentTask(size_t limit,
   size_t n = 0;
   for (;;) {
     auto r = Exec(c, fetch);
-    if (!r) return fail(r.error());
+    if (!r)
+      return fail(r.error());
     const auto rows = static_cast<size_t>(r->rows());
     chunk.resize(rows);
     for (size_t i = 0; i < rows; ++i) {
       ReadTaskRow(PgRow(r->get(), static_cast<int>(i)), chunk[i]);
     }
     n += rows;
-    if (rows > 0) fn(chunk);
-    if (rows < kRestoreChunk) break;
+    if (rows > 0)
+      fn(chunk);
+    if (rows < kRestoreChunk)
+      break;
   }
   Exec(c, "CLOSE stalk_restore");
-  if (auto r = Exec(c, "COMMIT"); !r) return fail(r.error());
+  if (auto r = Exec(c, "COMMIT"); !r)
+    return fail(r.error());
   return n;
 }
 
 Result<std::vector<WorkerRecord>> PostgresStore::LoadWorkers() {
   STALK_PG_READER();
   auto r = Exec(c, "SELECT " + WorkerColumnList() + " FROM workers ORDER BY last_heartbeat");
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   std::vector<WorkerRecord> out;
   for (int i = 0; i < r->rows(); ++i) {
     out.push_back(WorkerFromRow(PgRow(r->get(), i)));
@@ -511,15 +564,33 @@ Result<std::vector<WorkerRecord>> PostgresStore::LoadWorkers() {
 Result<std::optional<TaskRecord>> PostgresStore::LoadTask(std::string_view id) {
   STALK_PG_READER();
   auto r = ExecParams(c, "SELECT " + TaskColumnList() + " FROM tasks WHERE id = $1", {std::string(id)});
-  if (!r) return Error{r.error()};
-  if (r->rows() == 0) return std::optional<TaskRecord>();
+  if (!r)
+    return Error{r.error()};
+  if (r->rows() == 0)
+    return std::optional<TaskRecord>();
   return std::optional<TaskRecord>(TaskFromRow(PgRow(r->get(), 0)));
+}
+
+Result<std::vector<TaskRecord>> PostgresStore::SearchTasks(const TaskSearch& q) {
+  STALK_PG_READER();
+  std::vector<std::string> params;
+  const std::string sql = TaskSearchSql(SqlDialect::kPostgres, q, params);
+  auto r = ExecParams(c, sql, params);
+  if (!r)
+    return Error{r.error()};
+  std::vector<TaskRecord> out;
+  out.reserve(static_cast<size_t>(r->rows()));
+  for (int i = 0; i < r->rows(); ++i) {
+    out.push_back(TaskFromRow(PgRow(r->get(), i)));
+  }
+  return out;
 }
 
 Result<std::vector<std::string>> PostgresStore::LoadChildren(std::string_view id) {
   STALK_PG_READER();
   auto r = ExecParams(c, "SELECT id FROM tasks WHERE parent_id = $1 ORDER BY timestamp", {std::string(id)});
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   std::vector<std::string> out;
   for (int i = 0; i < r->rows(); ++i) {
     out.emplace_back(PgRow(r->get(), i).Text(0));
@@ -531,7 +602,8 @@ Result<std::vector<TransitionRecord>> PostgresStore::LoadTransitions(std::string
   STALK_PG_READER();
   auto r = ExecParams(c, "SELECT task_id, at, state FROM task_transitions WHERE task_id = $1 ORDER BY at",
                       {std::string(id)});
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   std::vector<TransitionRecord> out;
   for (int i = 0; i < r->rows(); ++i) {
     PgRow row(r->get(), i);
@@ -543,7 +615,8 @@ Result<std::vector<TransitionRecord>> PostgresStore::LoadTransitions(std::string
 Result<size_t> PostgresStore::CountTasks() {
   STALK_PG_READER();
   auto r = Exec(c, "SELECT COUNT(*) FROM tasks");
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return static_cast<size_t>(PgRow(r->get(), 0).Int(0));
 }
 
@@ -553,7 +626,8 @@ Result<std::vector<AuditEntry>> PostgresStore::LoadAudit(size_t limit) {
                       "SELECT at, actor, role, remote, action, target, params, result, message FROM audit_log"
                       " ORDER BY at DESC LIMIT $1",
                       {std::to_string(limit)});
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   std::vector<AuditEntry> out;
   for (int i = 0; i < r->rows(); ++i) {
     PgRow row(r->get(), i);
@@ -565,7 +639,8 @@ Result<std::vector<AuditEntry>> PostgresStore::LoadAudit(size_t limit) {
 }
 
 Result<bool> PostgresStore::AppendAudit(const std::vector<AuditEntry>& entries) {
-  if (writer_ == nullptr) return Error{"store is not open"};
+  if (writer_ == nullptr)
+    return Error{"store is not open"};
   for (const AuditEntry& e : entries) {
     char at[32];
     std::snprintf(at, sizeof at, "%.6f", e.at);
@@ -573,7 +648,8 @@ Result<bool> PostgresStore::AppendAudit(const std::vector<AuditEntry>& entries) 
                         "INSERT INTO audit_log (at, actor, role, remote, action, target, params, result, message)"
                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         {at, e.actor, e.role, e.remote, e.action, e.target, e.params, e.result, e.message});
-    if (!r) return Error{r.error()};
+    if (!r)
+      return Error{r.error()};
   }
   return true;
 }
@@ -581,7 +657,8 @@ Result<bool> PostgresStore::AppendAudit(const std::vector<AuditEntry>& entries) 
 Result<int> PostgresStore::SchemaVersion() {
   STALK_PG_READER();
   auto r = Exec(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return static_cast<int>(PgRow(r->get(), 0).Int(0));
 }
 

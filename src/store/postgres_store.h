@@ -42,6 +42,7 @@ class PostgresStore final : public Store {
   Result<size_t> ForEachRecentTask(size_t limit, const std::function<void(std::vector<TaskRecord>&)>& fn) override;
   Result<std::vector<WorkerRecord>> LoadWorkers() override;
   Result<std::optional<TaskRecord>> LoadTask(std::string_view id) override;
+  Result<std::vector<TaskRecord>> SearchTasks(const TaskSearch& q) override;
   Result<std::vector<std::string>> LoadChildren(std::string_view id) override;
   Result<std::vector<TransitionRecord>> LoadTransitions(std::string_view id) override;
   Result<size_t> CountTasks() override;

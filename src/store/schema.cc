@@ -222,6 +222,46 @@ void TaskValues(const TaskRecord& r, double updated_at, SqlValue* v) {
   v[32] = SqlValue::Double(updated_at);
 }
 
+std::string TaskSearchSql(SqlDialect dialect, const TaskSearch& q, std::vector<std::string>& params) {
+  std::string sql = "SELECT " + TaskColumnList() + " FROM tasks WHERE 1 = 1";
+  auto param = [&](std::string v) {
+    params.push_back(std::move(v));
+    return Placeholder(dialect, params.size());
+  };
+  auto number = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  if (!q.state.empty())
+    sql += " AND state = " + param(q.state);
+  if (!q.name.empty())
+    sql += " AND name = " + param(q.name);
+  if (!q.worker.empty())
+    sql += " AND worker = " + param(q.worker);
+  if (q.received_from)
+    sql += " AND received >= " + param(number(*q.received_from));
+  if (q.received_to)
+    sql += " AND received < " + param(number(*q.received_to));
+  if (q.before)
+    sql += " AND timestamp < " + param(number(*q.before));
+  if (!q.text.empty()) {
+    // A plain substring (no LIKE wildcards to escape), case-sensitive in both backends.
+    const std::string p = param(q.text);
+    const char* find = dialect == SqlDialect::kSqlite ? "instr" : "strpos";
+    sql += " AND (";
+    const char* cols[] = {"args", "kwargs", "result", "exception", "traceback"};
+    for (size_t i = 0; i < std::size(cols); ++i) {
+      if (i > 0)
+        sql += " OR ";
+      sql += std::string(find) + "(" + cols[i] + ", " + p + ") > 0";
+    }
+    sql += ")";
+  }
+  sql += " ORDER BY timestamp DESC LIMIT " + std::to_string(q.limit);
+  return sql;
+}
+
 TaskRecord TaskFromRow(const SqlRow& row, int c) {
   TaskRecord r;
   ReadTaskRow(row, r, c);

@@ -69,6 +69,10 @@ class SqlRow {
 };
 
 // ---- tasks
+struct TaskSearch;
+// SQL for Store::SearchTasks (placeholders numbered, parameters as text, in order).
+std::string TaskSearchSql(SqlDialect dialect, const TaskSearch& q, std::vector<std::string>& params);
+
 inline constexpr size_t kTaskColumns = 33;
 // "id, name, ..." in binding order.
 std::string TaskColumnList();

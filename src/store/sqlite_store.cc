@@ -569,6 +569,28 @@ Result<std::optional<TaskRecord>> SqliteStore::LoadTask(std::string_view id) {
   return out;
 }
 
+Result<std::vector<TaskRecord>> SqliteStore::SearchTasks(const TaskSearch& q) {
+  STALK_READ_LOCK();
+  std::vector<std::string> params;
+  const std::string sql = TaskSearchSql(SqlDialect::kSqlite, q, params);
+  Stmt st;
+  if (auto r = st.Prepare(reader_, sql); !r)
+    return Error{r.error()};
+  std::vector<SqlValue> values;
+  for (const auto& p : params)
+    values.push_back(SqlValue::Text(p));
+  st.Bind(values.data(), values.size());
+  std::vector<TaskRecord> out;
+  Row row(st.get());
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    out.push_back(TaskFromRow(row));
+  }
+  if (rc != SQLITE_DONE)
+    return Fail(reader_, rc, "searching stored tasks");
+  return out;
+}
+
 Result<std::vector<std::string>> SqliteStore::LoadChildren(std::string_view id) {
   STALK_READ_LOCK();
   std::vector<std::string> out;

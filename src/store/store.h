@@ -75,6 +75,15 @@ struct StoreConfig {
   bool shared = false;
 };
 
+// Filters of Store::SearchTasks (GET /api/stalk/history); every given one must match.
+struct TaskSearch {
+  std::string state, name, worker;                   // exact; empty: any
+  std::string text;                                  // substring of args, kwargs, result, exception or traceback
+  std::optional<double> received_from, received_to;  // received in [from, to)
+  std::optional<double> before;                      // timestamp < before: the page after one ending there
+  size_t limit = 100;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -110,6 +119,8 @@ class Store {
   virtual Result<size_t> ForEachRecentTask(size_t limit, const std::function<void(std::vector<TaskRecord>&)>& fn) = 0;
   virtual Result<std::vector<WorkerRecord>> LoadWorkers() = 0;
   virtual Result<std::optional<TaskRecord>> LoadTask(std::string_view id) = 0;
+  // Stored tasks matching `q`, newest first by timestamp (the index Stalk keeps): history beyond memory.
+  virtual Result<std::vector<TaskRecord>> SearchTasks(const TaskSearch& q) = 0;
   // Ids of the tasks whose parent is `id`, oldest first.
   virtual Result<std::vector<std::string>> LoadChildren(std::string_view id) = 0;
   virtual Result<std::vector<TransitionRecord>> LoadTransitions(std::string_view id) = 0;

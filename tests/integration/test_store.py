@@ -3,6 +3,7 @@
   test_restart_keeps_tasks        real Celery worker; SIGTERM stalk, start it again on the same --db:
                                   same tasks, states and results; workers back; with a small
                                   --max_tasks the older tasks are still served by /api/task/info
+                                  and found by /api/stalk/history
   test_events_during_restore      300k stored tasks: stalk serves and receives while it restores them;
                                   events published meanwhile are applied after the restore (a live
                                   task-succeeded beats the restored STARTED record) and none is lost
@@ -122,6 +123,19 @@ def test_restart_keeps_tasks(stalk_bin, redis_server, module_tmp, start_worker, 
         assert info["task-id"] == oldest and info["state"] == "SUCCESS" and info["result"] == before[oldest]["result"]
         assert info["received"] == before[oldest]["received"]
         c.task(str(uuid.uuid4()), expect=404)
+        # Searching history goes to the store: every task, though only 3 are in memory.
+        adds = c.get_json("/api/stalk/history?taskname=app.add&limit=100")
+        assert set(adds) == set(ids[:12])
+        stamps = [t["timestamp"] for t in adds.values()]
+        assert stamps == sorted(stamps, reverse=True), "history is newest first"
+        assert ids[12] in c.get_json("/api/stalk/history?state=FAILURE")
+        assert list(c.get_json("/api/stalk/history?search=boom")) == [ids[12]]
+        assert c.get_json("/api/stalk/history?workername=nobody@nowhere") == {}
+        page1 = c.get_json("/api/stalk/history?taskname=app.add&limit=5")
+        page2 = c.get_json(f"/api/stalk/history?taskname=app.add&before={stamps[4]!r}")
+        assert list(page1) == list(adds)[:5] and list(page2) == list(adds)[5:], "before= pages without gaps or repeats"
+        c.get_json("/api/stalk/history?limit=x", expect=400)
+        c.get_json("/api/stalk/history?before=yesterday", expect=400)
     finally:
         c.stop()
 

@@ -613,6 +613,7 @@ class FaultyStore final : public Store {
   }
   Result<std::vector<WorkerRecord>> LoadWorkers() override { return inner_->LoadWorkers(); }
   Result<std::optional<TaskRecord>> LoadTask(std::string_view id) override { return inner_->LoadTask(id); }
+  Result<std::vector<TaskRecord>> SearchTasks(const TaskSearch& q) override { return inner_->SearchTasks(q); }
   Result<std::vector<std::string>> LoadChildren(std::string_view id) override { return inner_->LoadChildren(id); }
   Result<std::vector<TransitionRecord>> LoadTransitions(std::string_view id) override {
     return inner_->LoadTransitions(id);

@@ -13,7 +13,9 @@
   document.title = name + ' — Stalk';
   $('worker-all-tasks').href = 'tasks?workername=' + encodeURIComponent(name);
 
-  const TIME_FIELDS = new Set(['last_heartbeat', 'offline_since']);
+  const TIME_FIELDS = new Set(['last_heartbeat', 'offline_since', 'timestamp']);
+  // Identifiers and counters that read wrong with thousands separators.
+  const PLAIN_NUMBERS = new Set(['pid', 'clock', 'utcoffset']);
 
   function valueCell(key, v, now) {
     if (v === null || v === undefined || v === '') return el('td', {className: 'null', text: 'null'});
@@ -24,7 +26,8 @@
     if (key === 'freq') return el('td', {text: fmtDuration(v)});
     if (Array.isArray(v) && key === 'loadavg') return el('td', {className: 'mono', text: v.map((x) => Number(x).toFixed(2)).join(' ')});
     if (typeof v === 'object') return el('td', {}, [el('pre', {text: JSON.stringify(v, null, 2)})]);
-    return el('td', {text: typeof v === 'number' ? fmtNumber(v) : String(v)});
+    if (typeof v === 'number' && !PLAIN_NUMBERS.has(key)) return el('td', {text: fmtNumber(v)});
+    return el('td', {text: String(v)});
   }
 
   async function refresh() {
