@@ -3,10 +3,12 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include "store/schema.h"
 
@@ -663,5 +665,89 @@ Result<int> PostgresStore::SchemaVersion() {
 }
 
 #undef STALK_PG_READER
+
+// ------------------------------------------------------------------ silences, cost rollup (schema 4)
+
+Result<bool> PostgresStore::SaveSilence(const SilenceRecord& s) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  auto r = ExecParams(writer_,
+                      "INSERT INTO silences (" + std::string(kSilenceColumns) +
+                          ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers,"
+                          " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+                          " created_by = excluded.created_by, comment = excluded.comment",
+                      {s.id, s.matchers_json, Num(s.starts_at), Num(s.ends_at), s.created_by, s.comment});
+  if (!r) return Error{r.error()};
+  return true;
+}
+
+Result<bool> PostgresStore::DeleteSilence(std::string_view id) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  auto r = ExecParams(writer_, "DELETE FROM silences WHERE id = $1", {std::string(id)});
+  if (!r) return Error{r.error()};
+  return true;
+}
+
+Result<std::vector<SilenceRecord>> PostgresStore::LoadSilences() {
+  std::lock_guard lock(read_mu_);
+  auto conn = ReaderLocked();
+  if (!conn) return Error{conn.error()};
+  auto r = Exec(*conn, "SELECT " + std::string(kSilenceColumns) + " FROM silences ORDER BY starts_at, id");
+  if (!r) return Error{r.error()};
+  std::vector<SilenceRecord> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgRow row(r->get(), i);
+    out.push_back(SilenceRecord{std::string(row.Text(0)), std::string(row.Text(1)), row.Double(2), row.Double(3),
+                                std::string(row.Text(4)), std::string(row.Text(5))});
+  }
+  return out;
+}
+
+Result<bool> PostgresStore::AddCostRollup(const std::vector<CostRollupRow>& rows) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  // Few rows (one per hour, task name, queue and worker of a batch): one statement each, one
+  // transaction, in key order so two instances adding to the same hours cannot deadlock.
+  std::vector<const CostRollupRow*> sorted;
+  for (const auto& c : rows) sorted.push_back(&c);
+  std::sort(sorted.begin(), sorted.end(), [](const CostRollupRow* a, const CostRollupRow* b) {
+    return std::tie(a->hour, a->name, a->queue, a->worker) < std::tie(b->hour, b->name, b->queue, b->worker);
+  });
+  if (auto r = Exec(writer_, "BEGIN"); !r) return Error{r.error()};
+  const std::string sql = CostRollupUpsertSql(SqlDialect::kPostgres);
+  for (const CostRollupRow* c : sorted) {
+    auto r = ExecParams(writer_, sql,
+                        {Num(c->hour), c->name, c->queue, c->worker, Num(c->worker_seconds), std::to_string(c->runs),
+                         std::to_string(c->estimated), Num(c->first_at), Num(c->last_at)});
+    if (!r) {
+      Exec(writer_, "ROLLBACK");
+      return Error{r.error()};
+    }
+  }
+  if (auto r = Exec(writer_, "COMMIT"); !r) return Error{r.error()};
+  return true;
+}
+
+Result<std::vector<CostRollupRow>> PostgresStore::LoadCostRollup(double since) {
+  std::lock_guard lock(read_mu_);
+  auto conn = ReaderLocked();
+  if (!conn) return Error{conn.error()};
+  auto r = ExecParams(*conn, "SELECT " + std::string(kCostRollupColumns) + " FROM cost_hourly WHERE hour > $1",
+                      {Num(since - 3600)});
+  if (!r) return Error{r.error()};
+  std::vector<CostRollupRow> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgRow row(r->get(), i);
+    out.push_back(CostRollupRow{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
+                                std::string(row.Text(3)), row.Double(4), row.Int(5), row.Int(6), row.Double(7),
+                                row.Double(8)});
+  }
+  return out;
+}
+
+Result<bool> PostgresStore::DeleteCostRollupBefore(double cutoff) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  auto r = ExecParams(writer_, "DELETE FROM cost_hourly WHERE hour + 3600 <= $1", {Num(cutoff)});
+  if (!r) return Error{r.error()};
+  return true;
+}
 
 }  // namespace stalk

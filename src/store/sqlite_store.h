@@ -48,6 +48,12 @@ class SqliteStore final : public Store {
   Result<bool> AppendAudit(const std::vector<AuditEntry>& entries) override;
   Result<std::vector<AuditEntry>> LoadAudit(size_t limit) override;
   Result<int> SchemaVersion() override;
+  Result<bool> SaveSilence(const SilenceRecord& s) override;
+  Result<bool> DeleteSilence(std::string_view id) override;
+  Result<std::vector<SilenceRecord>> LoadSilences() override;
+  Result<bool> AddCostRollup(const std::vector<CostRollupRow>& rows) override;
+  Result<std::vector<CostRollupRow>> LoadCostRollup(double since) override;
+  Result<bool> DeleteCostRollupBefore(double cutoff) override;
 
  private:
   struct Writer;  // the write connection and its prepared statements

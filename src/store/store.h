@@ -59,6 +59,25 @@ struct WriteBatch {
   size_t rows() const { return tasks.size() + transitions.size() + workers.size() + events.size(); }
 };
 
+// A silence of the alert engine (alerts/silences.h), stored so it survives a restart. The store keeps
+// the matchers as the JSON object the API shows; alerts/ parses them.
+struct SilenceRecord {
+  std::string id;
+  std::string matchers_json;
+  double starts_at = 0, ends_at = 0;
+  std::string created_by, comment;
+};
+
+// Worker time of the tasks that finished in one hour, per task name, queue and worker (cost_hourly).
+struct CostRollupRow {
+  double hour = 0;  // start of the hour, epoch seconds (a multiple of 3600)
+  std::string name, queue, worker;
+  double worker_seconds = 0;
+  int64_t runs = 0;
+  int64_t estimated = 0;  // runs without a runtime (seconds from their timestamps)
+  double first_at = 0, last_at = 0;  // earliest and latest finish in the hour
+};
+
 // What one retention step deleted; `more` when a limit was reached (call again).
 struct RetentionStep {
   size_t tasks = 0;
@@ -130,6 +149,18 @@ class Store {
   virtual Result<std::vector<AuditEntry>> LoadAudit(size_t limit) = 0;
   // Schema version in the database (schema.h kSchemaVersion once migrated).
   virtual Result<int> SchemaVersion() = 0;
+
+  // ---- silences and the cost rollup (schema version 4). Writes: writer thread (StoreWriter::Submit
+  // and its batch observer); reads: any thread. Backends without them answer an error.
+  virtual Result<bool> SaveSilence(const SilenceRecord& s);  // insert or replace by id
+  virtual Result<bool> DeleteSilence(std::string_view id);
+  virtual Result<std::vector<SilenceRecord>> LoadSilences();
+  // Adds each row to its (hour, name, queue, worker) total, in one transaction.
+  virtual Result<bool> AddCostRollup(const std::vector<CostRollupRow>& rows);
+  // Rows of the hours that end after `since` (the hour holding `since` included).
+  virtual Result<std::vector<CostRollupRow>> LoadCostRollup(double since);
+  // Deletes the hours that ended before `cutoff` (retention).
+  virtual Result<bool> DeleteCostRollupBefore(double cutoff);
 };
 
 // True when `url` names a PostgreSQL database rather than a SQLite file.
