@@ -1,20 +1,23 @@
 // Stalk — Celery monitoring server.
 #include "store/cost_rollup.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <tuple>
 #include <unordered_set>
 
 #include "common/log.h"
 
 namespace stalk {
 
-std::vector<CostRollupRow> CostRollup::RowsOf(const WriteBatch& batch) {
+std::vector<FinishedTaskCost> CostRollup::TasksOf(const WriteBatch& batch) {
+  std::vector<FinishedTaskCost> out;
   std::unordered_set<std::string_view> finished;
   for (const auto& t : batch.transitions) {
     if (t.state == "SUCCESS" || t.state == "FAILURE") finished.insert(t.task_id);
   }
-  std::map<Key, CostRollupRow> rows;
-  if (finished.empty()) return {};
+  if (finished.empty()) return out;
   for (const TaskRecord& t : batch.tasks) {
     if (!finished.contains(t.id)) continue;
     const double done = t.state == "SUCCESS" ? t.succeeded : t.failed;
@@ -29,22 +32,33 @@ std::vector<CostRollupRow> CostRollup::RowsOf(const WriteBatch& batch) {
       estimated = true;
     }
     const double at = done > 0 ? done : t.timestamp;
-    const double hour = std::floor(at / 3600) * 3600;
-    Key key{hour, t.name.value_or(""), t.queue.value_or(""), t.worker.value_or("")};
-    auto [it, created] = rows.try_emplace(key);
+    FinishedTaskCost c;
+    c.task_id = t.id;
+    c.row.hour = std::floor(at / 3600) * 3600;
+    c.row.name = t.name.value_or("");
+    c.row.queue = t.queue.value_or("");
+    c.row.worker = t.worker.value_or("");
+    c.row.worker_seconds = seconds;
+    c.row.runs = 1;
+    c.row.estimated = estimated ? 1 : 0;
+    c.row.first_at = c.row.last_at = at;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<CostRollupRow> AggregateCost(const std::vector<const FinishedTaskCost*>& tasks) {
+  std::map<std::tuple<double, std::string_view, std::string_view, std::string_view>, CostRollupRow> rows;
+  for (const FinishedTaskCost* t : tasks) {
+    const CostRollupRow& c = t->row;
+    auto [it, created] = rows.try_emplace({c.hour, c.name, c.queue, c.worker}, c);
+    if (created) continue;
     CostRollupRow& r = it->second;
-    if (created) {
-      r.hour = hour;
-      r.name = std::get<1>(key);
-      r.queue = std::get<2>(key);
-      r.worker = std::get<3>(key);
-      r.first_at = r.last_at = at;
-    }
-    r.worker_seconds += seconds;
-    ++r.runs;
-    r.estimated += estimated ? 1 : 0;
-    r.first_at = std::min(r.first_at, at);
-    r.last_at = std::max(r.last_at, at);
+    r.worker_seconds += c.worker_seconds;
+    r.runs += c.runs;
+    r.estimated += c.estimated;
+    r.first_at = std::min(r.first_at, c.first_at);
+    r.last_at = std::max(r.last_at, c.last_at);
   }
   std::vector<CostRollupRow> out;
   out.reserve(rows.size());
@@ -53,35 +67,29 @@ std::vector<CostRollupRow> CostRollup::RowsOf(const WriteBatch& batch) {
 }
 
 void CostRollup::Observe(Store& store, const WriteBatch& batch) {
-  for (auto& r : RowsOf(batch)) {
-    auto [it, created] = pending_.try_emplace(Key{r.hour, r.name, r.queue, r.worker}, r);
-    if (!created) {
-      CostRollupRow& p = it->second;
-      p.worker_seconds += r.worker_seconds;
-      p.runs += r.runs;
-      p.estimated += r.estimated;
-      p.first_at = std::min(p.first_at, r.first_at);
-      p.last_at = std::max(p.last_at, r.last_at);
-    }
+  static RateLimiter log_limit{std::chrono::seconds(60)};
+  auto more = TasksOf(batch);
+  constexpr size_t kMaxPending = 1000000;  // ~100 MiB: a long outage at a high rate
+  if (pending_.size() + more.size() > kMaxPending) {
+    const size_t drop = std::min(pending_.size(), pending_.size() + more.size() - kMaxPending);
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(drop));
+    Logger("store")->warn("cost rollup: {} finished tasks dropped while the store fails", drop);
   }
+  pending_.insert(pending_.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   if (!pending_.empty()) {
-    std::vector<CostRollupRow> rows;
-    rows.reserve(pending_.size());
-    for (const auto& [k, r] : pending_) rows.push_back(r);
-    if (auto w = store.AddCostRollup(rows); w) {
+    if (auto w = store.AddCostRollup(pending_); w) {
       pending_.clear();
-    } else {
-      static RateLimiter log_limit{std::chrono::seconds(60)};
-      if (log_limit.Allow()) {
-        Logger("store")->warn("cost rollup not written, kept for the next batch ({} rows): {}", rows.size(),
-                              w.error());
-      }
+    } else if (log_limit.Allow()) {
+      Logger("store")->warn("cost rollup not written, kept for the next batch ({} tasks): {}", pending_.size(),
+                            w.error());
     }
   }
   const double now = batch.written_at;
-  if (retention_age_ > 0 && now >= next_prune_) {
+  if (now >= next_prune_) {
     next_prune_ = now + 3600;
-    if (auto d = store.DeleteCostRollupBefore(now - retention_age_); !d) {
+    // cost_counted only guards against a second instance's report, which comes within seconds.
+    const double cutoff = retention_age_ > 0 ? now - retention_age_ : 0;
+    if (auto d = store.DeleteCostRollupBefore(cutoff, now - 86400); !d) {
       next_prune_ = now + 60;
     }
   }

@@ -6,8 +6,10 @@
 // worker time is the runtime, or started/received -> finished when the worker sent none (as
 // custom/cost_ledger.h counts since start).
 //
-// Not atomic with the batch: rows that fail to write stay pending, merged with the next batch's and
-// retried, so a database outage delays the figures but loses none (unless Stalk stops meanwhile).
+// Not atomic with the batch: tasks whose rollup fails to write stay pending (up to 1,000,000, then the
+// oldest are dropped and logged) and are retried with the next batch, so a database outage delays the
+// figures but loses none (unless Stalk stops meanwhile). Instances sharing a PostgreSQL history
+// each report the tasks they see; the store counts a task id once (cost_counted).
 // With a retention age, hours older than it are deleted once an hour.
 //
 // Windows (CostWindow): summing whole hours would make "the last hour" anything from 0 to 2 hours of
@@ -33,15 +35,17 @@ class CostRollup {
   void Observe(Store& store, const WriteBatch& batch);
   size_t pending() const { return pending_.size(); }
 
-  // The finished tasks of `batch` as rollup rows (exposed for tests).
-  static std::vector<CostRollupRow> RowsOf(const WriteBatch& batch);
+  // The finished tasks of `batch`, one entry each (exposed for tests).
+  static std::vector<FinishedTaskCost> TasksOf(const WriteBatch& batch);
 
  private:
-  using Key = std::tuple<double, std::string, std::string, std::string>;
   double retention_age_;
-  std::map<Key, CostRollupRow> pending_;
+  std::vector<FinishedTaskCost> pending_;
   double next_prune_ = 0;
 };
+
+// Sums tasks into one row per (hour, name, queue, worker), widening first_at/last_at (backends).
+std::vector<CostRollupRow> AggregateCost(const std::vector<const FinishedTaskCost*>& tasks);
 
 // The share of a row that falls in [since, ∞): 1 when the hour's finishes are all at or after
 // `since`, 0 when all before, else the part of [first_at, last_at] after it.

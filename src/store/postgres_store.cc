@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstring>
 #include <tuple>
+#include <unordered_set>
 
+#include "store/cost_rollup.h"
 #include "store/schema.h"
 
 namespace stalk {
@@ -702,27 +704,47 @@ Result<std::vector<SilenceRecord>> PostgresStore::LoadSilences() {
   return out;
 }
 
-Result<bool> PostgresStore::AddCostRollup(const std::vector<CostRollupRow>& rows) {
+Result<bool> PostgresStore::AddCostRollup(const std::vector<FinishedTaskCost>& tasks) {
   if (writer_ == nullptr) return Error{"store is not open"};
-  // Few rows (one per hour, task name, queue and worker of a batch): one statement each, one
-  // transaction, in key order so two instances adding to the same hours cannot deadlock.
-  std::vector<const CostRollupRow*> sorted;
-  for (const auto& c : rows) sorted.push_back(&c);
-  std::sort(sorted.begin(), sorted.end(), [](const CostRollupRow* a, const CostRollupRow* b) {
-    return std::tie(a->hour, a->name, a->queue, a->worker) < std::tie(b->hour, b->name, b->queue, b->worker);
-  });
+  if (tasks.empty()) return true;
+  auto fail = [&](const std::string& e) -> Result<bool> {
+    Exec(writer_, "ROLLBACK");
+    return Error{"cost rollup: " + e};
+  };
   if (auto r = Exec(writer_, "BEGIN"); !r) return Error{r.error()};
-  const std::string sql = CostRollupUpsertSql(SqlDialect::kPostgres);
-  for (const CostRollupRow* c : sorted) {
-    auto r = ExecParams(writer_, sql,
-                        {Num(c->hour), c->name, c->queue, c->worker, Num(c->worker_seconds), std::to_string(c->runs),
-                         std::to_string(c->estimated), Num(c->first_at), Num(c->last_at)});
-    if (!r) {
-      Exec(writer_, "ROLLBACK");
-      return Error{r.error()};
+  // Claim the task ids; only the ones no instance counted before are added. Chunks of 1,000 ids keep
+  // each statement's parameter list small.
+  std::unordered_set<std::string> claimed;
+  for (size_t i = 0; i < tasks.size(); i += 1000) {
+    const size_t n = std::min<size_t>(1000, tasks.size() - i);
+    std::string sql = "INSERT INTO cost_counted (task_id, hour) VALUES ";
+    std::vector<std::string> params;
+    params.reserve(2 * n);
+    for (size_t k = 0; k < n; ++k) {
+      sql += (k ? ", ($" : "($") + std::to_string(2 * k + 1) + ", $" + std::to_string(2 * k + 2) + ")";
+      params.push_back(tasks[i + k].task_id);
+      params.push_back(Num(tasks[i + k].row.hour));
+    }
+    sql += " ON CONFLICT (task_id) DO NOTHING RETURNING task_id";
+    auto r = ExecParams(writer_, sql, params);
+    if (!r) return fail(r.error());
+    for (int row = 0; row < r->rows(); ++row) {
+      claimed.emplace(PgRow(r->get(), row).Text(0));
     }
   }
-  if (auto r = Exec(writer_, "COMMIT"); !r) return Error{r.error()};
+  std::vector<const FinishedTaskCost*> fresh;
+  for (const auto& t : tasks) {
+    if (claimed.contains(t.task_id)) fresh.push_back(&t);
+  }
+  // In key order, so two instances adding to the same hours lock rows alike and cannot deadlock.
+  const std::string sql = CostRollupUpsertSql(SqlDialect::kPostgres);
+  for (const CostRollupRow& c : AggregateCost(fresh)) {
+    auto r = ExecParams(writer_, sql,
+                        {Num(c.hour), c.name, c.queue, c.worker, Num(c.worker_seconds), std::to_string(c.runs),
+                         std::to_string(c.estimated), Num(c.first_at), Num(c.last_at)});
+    if (!r) return fail(r.error());
+  }
+  if (auto r = Exec(writer_, "COMMIT"); !r) return fail(r.error());
   return true;
 }
 
@@ -743,8 +765,11 @@ Result<std::vector<CostRollupRow>> PostgresStore::LoadCostRollup(double since) {
   return out;
 }
 
-Result<bool> PostgresStore::DeleteCostRollupBefore(double cutoff) {
+Result<bool> PostgresStore::DeleteCostRollupBefore(double cutoff, double counted_cutoff) {
   if (writer_ == nullptr) return Error{"store is not open"};
+  if (auto r = ExecParams(writer_, "DELETE FROM cost_counted WHERE hour + 3600 <= $1", {Num(counted_cutoff)}); !r) {
+    return Error{r.error()};
+  }
   auto r = ExecParams(writer_, "DELETE FROM cost_hourly WHERE hour + 3600 <= $1", {Num(cutoff)});
   if (!r) return Error{r.error()};
   return true;

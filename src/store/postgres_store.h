@@ -52,9 +52,9 @@ class PostgresStore final : public Store {
   Result<bool> SaveSilence(const SilenceRecord& s) override;
   Result<bool> DeleteSilence(std::string_view id) override;
   Result<std::vector<SilenceRecord>> LoadSilences() override;
-  Result<bool> AddCostRollup(const std::vector<CostRollupRow>& rows) override;
+  Result<bool> AddCostRollup(const std::vector<FinishedTaskCost>& tasks) override;
   Result<std::vector<CostRollupRow>> LoadCostRollup(double since) override;
-  Result<bool> DeleteCostRollupBefore(double cutoff) override;
+  Result<bool> DeleteCostRollupBefore(double cutoff, double counted_cutoff) override;
 
  private:
   explicit PostgresStore(StoreConfig config);

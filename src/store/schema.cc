@@ -139,6 +139,11 @@ std::vector<std::string> MigrationStatements(int version, SqlDialect dialect) {
                       " runs BIGINT NOT NULL, estimated BIGINT NOT NULL, first_at DOUBLE PRECISION NOT NULL,"
                       " last_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (hour, name, queue, worker))") +
               (sqlite ? " WITHOUT ROWID" : ""),
+          // Tasks already in cost_hourly, so instances sharing a PostgreSQL history count each once;
+          // kept a day (a late duplicate comes within seconds), then pruned.
+          std::string("CREATE TABLE cost_counted (task_id TEXT PRIMARY KEY, hour DOUBLE PRECISION NOT NULL)") +
+              (sqlite ? " WITHOUT ROWID" : ""),
+          "CREATE INDEX cost_counted_hour ON cost_counted (hour)",
       };
     default:
       return {};

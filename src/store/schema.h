@@ -4,9 +4,10 @@
 // between records (state/task_record.h) and rows. Backends only move SqlValues in and out.
 //
 // Tables (version 1; version 2 adds audit_log: control actions, who/what/when/target/result; version 3
-// drops unread task indexes; version 4 adds silences (the alert engine's, so they survive a restart)
-// and cost_hourly (worker time of finished tasks per hour, task name, queue and worker: the cost
-// view's 1 h / 24 h / 7 d windows)):
+// drops unread task indexes; version 4 adds silences (the alert engine's, so they survive a restart),
+// cost_hourly (worker time of finished tasks per hour, task name, queue and worker: the cost view's
+// 1 h / 24 h / 7 d windows) and cost_counted (task ids already counted there, for instances sharing a
+// PostgreSQL history)):
 //   schema_version(version, applied_at)      one row per applied migration
 //   tasks(id PK, ..., timestamp, updated_at)  every task's latest merged record (Flower's fields, plus
 //                                            queue, lost/lost_at, flags); indexes on name, state,

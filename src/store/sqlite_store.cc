@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/thread_name.h"
+#include "store/cost_rollup.h"
 #include "store/schema.h"
 
 namespace stalk {
@@ -698,8 +699,13 @@ Result<std::vector<SilenceRecord>> SqliteStore::LoadSilences() {
   return out;
 }
 
-Result<bool> SqliteStore::AddCostRollup(const std::vector<CostRollupRow>& rows) {
+Result<bool> SqliteStore::AddCostRollup(const std::vector<FinishedTaskCost>& tasks) {
   if (!writer_) return Error{"store is not open"};
+  // One writer: every task reported here is new (a failed transaction adds nothing), no dedup needed.
+  std::vector<const FinishedTaskCost*> all;
+  all.reserve(tasks.size());
+  for (const auto& t : tasks) all.push_back(&t);
+  const std::vector<CostRollupRow> rows = AggregateCost(all);
   sqlite3* db = writer_->db;
   if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r) return r;
   Stmt st;
@@ -736,8 +742,13 @@ Result<std::vector<CostRollupRow>> SqliteStore::LoadCostRollup(double since) {
   return out;
 }
 
-Result<bool> SqliteStore::DeleteCostRollupBefore(double cutoff) {
+Result<bool> SqliteStore::DeleteCostRollupBefore(double cutoff, double counted_cutoff) {
   if (!writer_) return Error{"store is not open"};
+  if (auto r = Query(writer_->db, "DELETE FROM cost_counted WHERE hour + 3600 <= ?1",
+                     {SqlValue::Double(counted_cutoff)}, [](const SqlRow&) {});
+      !r) {
+    return r;
+  }
   return Query(writer_->db, "DELETE FROM cost_hourly WHERE hour + 3600 <= ?1", {SqlValue::Double(cutoff)},
                [](const SqlRow&) {});
 }

@@ -51,9 +51,9 @@ class SqliteStore final : public Store {
   Result<bool> SaveSilence(const SilenceRecord& s) override;
   Result<bool> DeleteSilence(std::string_view id) override;
   Result<std::vector<SilenceRecord>> LoadSilences() override;
-  Result<bool> AddCostRollup(const std::vector<CostRollupRow>& rows) override;
+  Result<bool> AddCostRollup(const std::vector<FinishedTaskCost>& tasks) override;
   Result<std::vector<CostRollupRow>> LoadCostRollup(double since) override;
-  Result<bool> DeleteCostRollupBefore(double cutoff) override;
+  Result<bool> DeleteCostRollupBefore(double cutoff, double counted_cutoff) override;
 
  private:
   struct Writer;  // the write connection and its prepared statements

@@ -78,6 +78,13 @@ struct CostRollupRow {
   double first_at = 0, last_at = 0;  // earliest and latest finish in the hour
 };
 
+// One finished task's worker time, for the rollup: `row` has runs = 1 and first_at = last_at = its
+// finish. The id lets a shared store count each task once however many instances report it.
+struct FinishedTaskCost {
+  std::string task_id;
+  CostRollupRow row;
+};
+
 // What one retention step deleted; `more` when a limit was reached (call again).
 struct RetentionStep {
   size_t tasks = 0;
@@ -155,12 +162,14 @@ class Store {
   virtual Result<bool> SaveSilence(const SilenceRecord& s);  // insert or replace by id
   virtual Result<bool> DeleteSilence(std::string_view id);
   virtual Result<std::vector<SilenceRecord>> LoadSilences();
-  // Adds each row to its (hour, name, queue, worker) total, in one transaction.
-  virtual Result<bool> AddCostRollup(const std::vector<CostRollupRow>& rows);
+  // Adds each finished task to its (hour, name, queue, worker) total, in one transaction. PostgreSQL
+  // (shared by instances that all see the same tasks) counts a task id once (cost_counted table).
+  virtual Result<bool> AddCostRollup(const std::vector<FinishedTaskCost>& tasks);
   // Rows of the hours that end after `since` (the hour holding `since` included).
   virtual Result<std::vector<CostRollupRow>> LoadCostRollup(double since);
-  // Deletes the hours that ended before `cutoff` (retention).
-  virtual Result<bool> DeleteCostRollupBefore(double cutoff);
+  // Deletes the hours that ended before `cutoff` (retention; 0: none), and the cost_counted ids of
+  // hours that ended before `counted_cutoff`.
+  virtual Result<bool> DeleteCostRollupBefore(double cutoff, double counted_cutoff);
 };
 
 // True when `url` names a PostgreSQL database rather than a SQLite file.

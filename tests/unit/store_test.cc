@@ -845,10 +845,17 @@ void CheckSilencesAndRollup(const std::string& url, const std::string& prefix) {
     ASSERT_TRUE(store->DeleteSilence(prefix + "s1").ok());
     // Two batches add to the same hour: sums, counts, and the span of finishes widen.
     const double hour = 3600.0 * 1000;
-    ASSERT_TRUE(store->AddCostRollup({{hour, prefix + "app.a", "celery", "w1", 10, 2, 0, hour + 100, hour + 200},
-                                      {hour - 3600, prefix + "app.a", "celery", "w1", 99, 9, 0, hour - 10, hour - 5}})
+    auto task = [&](const std::string& id, double h, double seconds, int64_t estimated, double at) {
+      return FinishedTaskCost{prefix + id, {h, prefix + "app.a", "celery", "w1", seconds, 1, estimated, at, at}};
+    };
+    ASSERT_TRUE(store->AddCostRollup({task("t1", hour, 4, 0, hour + 100), task("t2", hour, 6, 0, hour + 200),
+                                      task("t0", hour - 3600, 99, 0, hour - 10)})
                     .ok());
-    ASSERT_TRUE(store->AddCostRollup({{hour, prefix + "app.a", "celery", "w1", 5, 1, 1, hour + 50, hour + 150}}).ok());
+    ASSERT_TRUE(store->AddCostRollup({task("t3", hour, 5, 1, hour + 50)}).ok());
+    if (store->backend() == "postgresql") {
+      // Another instance reporting the same tasks adds nothing (shared history).
+      ASSERT_TRUE(store->AddCostRollup({task("t1", hour, 4, 0, hour + 100), task("t3", hour, 5, 1, hour + 50)}).ok());
+    }
   }
   auto store = MustOpen(url);
   ASSERT_TRUE(store);
@@ -878,7 +885,7 @@ void CheckSilencesAndRollup(const std::string& url, const std::string& prefix) {
   auto wider = store->LoadCostRollup(hour - 3000);
   ASSERT_TRUE(wider.ok()) << wider.error();
   EXPECT_EQ(wider->size() - rows->size(), 1u);
-  ASSERT_TRUE(store->DeleteCostRollupBefore(hour + 1).ok());
+  ASSERT_TRUE(store->DeleteCostRollupBefore(hour + 1, 0).ok());
   auto after = store->LoadCostRollup(0);
   ASSERT_TRUE(after.ok()) << after.error();
   for (const auto& r : *after) {
@@ -906,7 +913,11 @@ TEST(CostRollupTest, CountsEachFinishedTaskOnceFromTheBatch) {
   b.tasks[2].worker = "w2@lab";
   b.transitions = {{"a", "SUCCESS", 7210}, {"b", "SUCCESS", 7220}, {"d", "STARTED", 7240}};
   // "c" is finished but its transition was in an earlier batch: not counted again.
-  auto rows = CostRollup::RowsOf(b);
+  const auto tasks = CostRollup::TasksOf(b);
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0].task_id, "a");
+  EXPECT_EQ(tasks[1].task_id, "b");
+  const auto rows = AggregateCost({&tasks[0], &tasks[1]});
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_DOUBLE_EQ(rows[0].hour, 7200);
   EXPECT_EQ(rows[0].name, "app.add");
