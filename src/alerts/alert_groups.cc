@@ -13,7 +13,8 @@ void AlertGroups::Add(const AlertNotice& n, double now) {
   }
   for (const auto& channel : n.channels) {
     std::string key = channel + "{";
-    for (const auto& [k, v] : labels) key += k + "=\"" + v + "\",";
+    for (const auto& [k, v] : labels)
+      key += k + "=\"" + v + "\",";
     key += "}";
     auto [it, created] = groups_.try_emplace(key);
     Group& g = it->second;
@@ -24,7 +25,8 @@ void AlertGroups::Add(const AlertNotice& n, double now) {
     g.group_interval = n.group_interval;
     if (n.status != "firing" && !n.send_resolved) {
       g.alerts.erase(n.fingerprint);
-      if (g.alerts.empty() && !g.dirty) groups_.erase(it);
+      if (g.alerts.empty() && !g.dirty)
+        groups_.erase(it);
       continue;
     }
     AlertNotice& stored = g.alerts[n.fingerprint];
@@ -49,11 +51,13 @@ void AlertGroups::FlushDue(double now, const Deliver& deliver) {
     out.group_key = it->first;
     out.group_labels = g.labels;
     for (const auto& [fp, a] : g.alerts) {
-      if (a.status == "firing") out.alerts.push_back(a);
+      if (a.status == "firing")
+        out.alerts.push_back(a);
     }
     const size_t firing = out.alerts.size();
     for (const auto& [fp, a] : g.alerts) {
-      if (a.status != "firing") out.alerts.push_back(a);
+      if (a.status != "firing")
+        out.alerts.push_back(a);
     }
     // Readable order: by labels (w1 before w2), firing ones first.
     auto by_labels = [](const AlertNotice& a, const AlertNotice& b) { return a.labels < b.labels; };

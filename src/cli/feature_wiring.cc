@@ -22,7 +22,8 @@ size_t WirePersistedSilences(AlertEngine& engine, StoreWriter& writer) {
       }
       loaded = silences.size();
       engine.RestoreSilences(std::move(silences));
-      if (loaded > 0) log->info("{} silences restored from the store", loaded);
+      if (loaded > 0)
+        log->info("{} silences restored from the store", loaded);
     } else {
       log->error("cannot load the stored silences (they stay in the store): {}", rows.error());
     }
@@ -33,23 +34,24 @@ size_t WirePersistedSilences(AlertEngine& engine, StoreWriter& writer) {
         SilenceRecord r{s.id, MatchersJson(s), s.starts_at, s.ends_at, s.created_by, s.comment};
         w->Submit([r = std::move(r)](Store& store) { return store.SaveSilence(r); });
       },
-      [w](const std::string& id) {
-        w->Submit([id](Store& store) { return store.DeleteSilence(id); });
-      }});
+      [w](const std::string& id) { w->Submit([id](Store& store) { return store.DeleteSilence(id); }); }});
   return loaded;
 }
 
 std::function<Result<std::vector<std::pair<CostKey, CostEntry>>>(double since)> StoredCost(StoreWriter& writer) {
   return [&writer](double since) -> Result<std::vector<std::pair<CostKey, CostEntry>>> {
     auto store = writer.store();
-    if (!store) return Error{"the store is not open"};
+    if (!store)
+      return Error{"the store is not open"};
     auto rows = store->LoadCostRollup(since);
-    if (!rows) return Error{rows.error()};
+    if (!rows)
+      return Error{rows.error()};
     std::vector<std::pair<CostKey, CostEntry>> out;
     out.reserve(rows->size());
     for (auto& r : *rows) {
       const double share = CostRowShare(r, since);
-      if (share <= 0) continue;
+      if (share <= 0)
+        continue;
       CostEntry e;
       e.seconds = r.worker_seconds * share;
       e.tasks = static_cast<uint64_t>(static_cast<double>(r.runs) * share + 0.5);

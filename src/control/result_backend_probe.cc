@@ -39,7 +39,8 @@ void ResultBackendProbe::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable())
+    thread_.join();
 }
 
 }  // namespace stalk

@@ -26,15 +26,25 @@ std::optional<double> Seconds(std::string text) {
   double unit = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 's': text.pop_back(); break;
-      case 'm': unit = 60; text.pop_back(); break;
-      case 'h': unit = 3600; text.pop_back(); break;
-      default: break;
+      case 's':
+        text.pop_back();
+        break;
+      case 'm':
+        unit = 60;
+        text.pop_back();
+        break;
+      case 'h':
+        unit = 3600;
+        text.pop_back();
+        break;
+      default:
+        break;
     }
   }
   double v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v <= 0) return std::nullopt;
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v <= 0)
+    return std::nullopt;
   return v * unit;
 }
 
@@ -44,11 +54,14 @@ Result<std::vector<SlaTarget>> SlaTracker::Parse(const std::string& text, const 
   std::vector<SlaTarget> out;
   try {
     const YAML::Node root = YAML::Load(text);
-    if (!root.IsMap() || !root["sla"]) return out;
+    if (!root.IsMap() || !root["sla"])
+      return out;
     const YAML::Node sla = root["sla"];
-    if (!sla.IsSequence()) return Error{Where(source, sla.Mark()) + "`sla:` must be a list of {task, target}"};
+    if (!sla.IsSequence())
+      return Error{Where(source, sla.Mark()) + "`sla:` must be a list of {task, target}"};
     for (const YAML::Node& n : sla) {
-      if (!n.IsMap()) return Error{Where(source, n.Mark()) + "an SLA entry is a mapping {task, target}"};
+      if (!n.IsMap())
+        return Error{Where(source, n.Mark()) + "an SLA entry is a mapping {task, target}"};
       SlaTarget t;
       for (const auto& kv : n) {
         const std::string k = kv.first.as<std::string>();
@@ -77,11 +90,13 @@ Result<std::vector<SlaTarget>> SlaTracker::Parse(const std::string& text, const 
 
 Result<size_t> SlaTracker::Load(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Error{"cannot read " + path};
+  if (!in)
+    return Error{"cannot read " + path};
   std::stringstream buf;
   buf << in.rdbuf();
   auto parsed = Parse(buf.str(), path);
-  if (!parsed) return Error{parsed.error()};
+  if (!parsed)
+    return Error{parsed.error()};
   const size_t n = parsed->size();
   SetTargets(std::move(*parsed));
   return n;
@@ -96,7 +111,8 @@ void SlaTracker::SetTargets(std::vector<SlaTarget> targets) {
   for (auto& row : rows_) {
     for (const auto& t : targets_) {
       if (GlobMatch(t.task, row.name)) {
-        if (t.target == row.target) kept.push_back(std::move(row));
+        if (t.target == row.target)
+          kept.push_back(std::move(row));
         break;
       }
     }
@@ -105,18 +121,24 @@ void SlaTracker::SetTargets(std::vector<SlaTarget> targets) {
 }
 
 void SlaTracker::OnTaskEvent(const ClusterState& state, const Task& task, const Event& ev, TaskState previous) {
-  if (ev.kind != EventKind::kTaskSucceeded && ev.kind != EventKind::kTaskFailed) return;
-  if (previous == TaskState::kSuccess || previous == TaskState::kFailure) return;  // counted once
-  if (task.name == kNoId) return;
+  if (ev.kind != EventKind::kTaskSucceeded && ev.kind != EventKind::kTaskFailed)
+    return;
+  if (previous == TaskState::kSuccess || previous == TaskState::kFailure)
+    return;  // counted once
+  if (task.name == kNoId)
+    return;
   std::lock_guard lock(mu_);
-  if (targets_.empty()) return;
+  if (targets_.empty())
+    return;
   auto [it, created] = by_name_.try_emplace(task.name, -1);
   if (created) {
     const std::string_view name = state.Name(task.name);
     for (const auto& t : targets_) {
-      if (!GlobMatch(t.task, name)) continue;
+      if (!GlobMatch(t.task, name))
+        continue;
       for (size_t i = 0; i < rows_.size(); ++i) {
-        if (rows_[i].name == name) it->second = static_cast<int32_t>(i);
+        if (rows_[i].name == name)
+          it->second = static_cast<int32_t>(i);
       }
       if (it->second < 0) {
         rows_.push_back(SlaRow{std::string(name), t.target, 0, 0, 0});
@@ -125,7 +147,8 @@ void SlaTracker::OnTaskEvent(const ClusterState& state, const Task& task, const 
       break;
     }
   }
-  if (it->second < 0) return;
+  if (it->second < 0)
+    return;
   SlaRow& row = rows_[static_cast<size_t>(it->second)];
   if (ev.kind == EventKind::kTaskFailed) {
     ++row.failed;
@@ -136,9 +159,11 @@ void SlaTracker::OnTaskEvent(const ClusterState& state, const Task& task, const 
     runtime = *ev.runtime;
   } else {
     const double from = task.started > 0 ? task.started : task.received;
-    if (from > 0 && ev.timestamp >= from) runtime = ev.timestamp - from;
+    if (from > 0 && ev.timestamp >= from)
+      runtime = ev.timestamp - from;
   }
-  if (runtime < 0) return;  // nothing to judge by
+  if (runtime < 0)
+    return;  // nothing to judge by
   (runtime <= row.target ? row.within : row.over)++;
 }
 
@@ -159,13 +184,15 @@ size_t SlaTracker::target_count() const {
 
 void SlaTracker::Append(bool openmetrics, std::string& exposition) const {
   const auto rows = Snapshot();
-  if (rows.empty()) return;
+  if (rows.empty())
+    return;
   ExpositionWriter w(openmetrics, 1024);
   w.Family("stalk_task_sla_runs", MetricType::kCounter,
            "Finished runs of tasks with an SLA target (--metric_rules sla:), by outcome: within or over the "
            "target, or failed.");
   for (const auto& r : rows) {
-    for (auto [outcome, v] : {std::pair{"within", r.within}, std::pair{"over", r.over}, std::pair{"failed", r.failed}}) {
+    for (auto [outcome, v] :
+         {std::pair{"within", r.within}, std::pair{"over", r.over}, std::pair{"failed", r.failed}}) {
       w.Open();
       w.LabelRaw("name", r.name);
       w.Label("outcome", outcome);

@@ -29,7 +29,7 @@
 namespace stalk {
 
 struct SlaTarget {
-  std::string task;  // exact name or glob
+  std::string task;   // exact name or glob
   double target = 0;  // seconds
 };
 
