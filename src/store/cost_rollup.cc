@@ -76,7 +76,7 @@ std::vector<CostRollupRow> AggregateCost(const std::vector<const FinishedTaskCos
 
 void CostRollup::Observe(Store& store, const WriteBatch& batch) {
   static RateLimiter log_limit{std::chrono::seconds(60)};
-  if (!store.HasSchema3Tables()) {
+  if (!store.HasRollupTables()) {
     return;  // a test double or a benchmark's null store
   }
   auto more = TasksOf(batch);

@@ -49,7 +49,7 @@ class PostgresStore final : public Store {
   Result<bool> AppendAudit(const std::vector<AuditEntry>& entries) override;
   Result<std::vector<AuditEntry>> LoadAudit(size_t limit) override;
   Result<int> SchemaVersion() override;
-  bool HasSchema3Tables() const override { return true; }
+  bool HasRollupTables() const override { return true; }
   Result<bool> SaveSilence(const SilenceRecord& s) override;
   Result<bool> DeleteSilence(std::string_view id) override;
   Result<std::vector<SilenceRecord>> LoadSilences() override;

@@ -160,7 +160,7 @@ class Store {
   // ---- silences and the cost rollup (schema version 4). Writes: writer thread (StoreWriter::Submit
   // and its batch observer); reads: any thread. Backends without them answer an error.
   // False (the default): the methods below answer an error, and the writer skips the rollup.
-  virtual bool HasSchema3Tables() const { return false; }
+  virtual bool HasRollupTables() const { return false; }
   virtual Result<bool> SaveSilence(const SilenceRecord& s);  // insert or replace by id
   virtual Result<bool> DeleteSilence(std::string_view id);
   virtual Result<std::vector<SilenceRecord>> LoadSilences();
