@@ -162,13 +162,15 @@ RuleKind ParseKind(const YAML::Node& n) {
       {"task_runtime", RuleKind::kTaskRuntime},           {"task_not_succeeded", RuleKind::kTaskNotSucceeded},
       {"dead_man", RuleKind::kTaskNotSucceeded},          {"ingest_lag", RuleKind::kIngestLag},
       {"broker_unreachable", RuleKind::kBrokerUnreachable}, {"queue_wait", RuleKind::kQueueWait},
-      {"no_consumer", RuleKind::kNoConsumer},           {"store_errors", RuleKind::kStoreErrors}};
+      {"no_consumer", RuleKind::kNoConsumer},           {"store_errors", RuleKind::kStoreErrors},
+      {"result_backend_errors", RuleKind::kResultBackendErrors}};
   const std::string k = Str(n, "kind");
   auto it = kinds.find(k);
   if (it == kinds.end()) {
     Fail(n, "unknown rule kind '" + k +
                 "' (worker_offline, queue_length, task_failure_rate, task_failure_count, task_runtime, "
-                "task_not_succeeded, queue_wait, no_consumer, store_errors, ingest_lag, broker_unreachable)");
+                "task_not_succeeded, queue_wait, no_consumer, store_errors, result_backend_errors, ingest_lag, "
+                "broker_unreachable)");
   }
   return it->second;
 }
@@ -194,7 +196,7 @@ void ParseParams(RuleConfig& r, const YAML::Node& p) {
 
 RuleConfig ParseRule(const YAML::Node& n, const AlertConfig& cfg, std::set<std::string>& names) {
   CheckKeys(n, {"name", "kind", "for", "severity", "labels", "annotations", "channels", "params", "repeat_interval",
-                "send_resolved"},
+                "send_resolved", "group_by", "group_wait", "group_interval"},
             "rule");
   RuleConfig r;
   if (!n["name"]) Fail(n, "rule needs a name");
@@ -214,6 +216,9 @@ RuleConfig ParseRule(const YAML::Node& n, const AlertConfig& cfg, std::set<std::
   }
   if (n["repeat_interval"]) r.repeat_interval = Dur(n["repeat_interval"], "repeat_interval");
   if (n["send_resolved"]) r.send_resolved = Bool(n["send_resolved"], "send_resolved");
+  r.group_by = n["group_by"] ? StrList(n["group_by"], "group_by") : cfg.group_by;
+  r.group_wait = n["group_wait"] ? Dur(n["group_wait"], "group_wait") : cfg.group_wait;
+  r.group_interval = n["group_interval"] ? Dur(n["group_interval"], "group_interval") : cfg.group_interval;
   if (n["params"]) ParseParams(r, n["params"]);
   if (r.kind == RuleKind::kTaskNotSucceeded && (r.task.empty() || r.max_age <= 0)) {
     Fail(n, "rule '" + r.name + "' (task_not_succeeded) needs params.task and params.max_age");
@@ -253,6 +258,7 @@ std::string_view RuleKindName(RuleKind k) {
     case RuleKind::kQueueWait: return "queue_wait";
     case RuleKind::kNoConsumer: return "no_consumer";
     case RuleKind::kStoreErrors: return "store_errors";
+    case RuleKind::kResultBackendErrors: return "result_backend_errors";
   }
   return "unknown";
 }
@@ -274,8 +280,12 @@ Result<AlertConfig> ParseAlertConfig(const std::string& text, const std::string&
     if (!root || root.IsNull()) {
       return cfg;
     }
-    CheckKeys(root, {"channels", "rules", "evaluation_interval", "resolved_retention", "default_channels"},
+    CheckKeys(root, {"channels", "rules", "evaluation_interval", "resolved_retention", "default_channels", "group_by",
+                     "group_wait", "group_interval"},
               "the rules file");
+    if (root["group_by"]) cfg.group_by = StrList(root["group_by"], "group_by");
+    if (root["group_wait"]) cfg.group_wait = Dur(root["group_wait"], "group_wait");
+    if (root["group_interval"]) cfg.group_interval = Dur(root["group_interval"], "group_interval");
     if (root["evaluation_interval"]) cfg.evaluation_interval = Dur(root["evaluation_interval"], "evaluation_interval");
     if (root["resolved_retention"]) cfg.resolved_retention = Dur(root["resolved_retention"], "resolved_retention");
     if (cfg.evaluation_interval <= 0) Fail(root["evaluation_interval"], "'evaluation_interval' must be positive");

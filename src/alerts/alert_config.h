@@ -55,6 +55,7 @@ enum class RuleKind : uint8_t {
   kStoreErrors,        // the durable history store reports a problem (failing writes, dropped rows)
   kIngestLag,          // event age on arrival above `threshold` seconds
   kBrokerUnreachable,  // the event connection to the broker is down
+  kResultBackendErrors,  // the result backend's last request or probe failed
 };
 std::string_view RuleKindName(RuleKind k);
 
@@ -68,6 +69,11 @@ struct RuleConfig {
   std::vector<std::string> channels;
   double repeat_interval = 4 * 3600;  // re-notify a still-firing alert this often (0 = never)
   bool send_resolved = true;
+  // Grouping of notifications (alert_groups.h): alerts with equal values of these labels go out
+  // together, per channel. Defaults come from the file's top level.
+  std::vector<std::string> group_by{"alertname"};
+  double group_wait = 0;      // a new group gathers alerts this long before its first notification
+  double group_interval = 0;  // at least this long between two notifications of one group
   // Parameters (which apply depends on the kind; see README "Alerting").
   std::string task;    // task name; empty: every task name (one alert per name)
   std::string queue;   // queue name; empty: every polled queue
@@ -87,6 +93,10 @@ struct AlertConfig {
   double evaluation_interval = 1;  // seconds between evaluations
   double resolved_retention = 300;  // resolved alerts stay listed in /api/alerts this long
   std::vector<std::string> default_channels;
+  // Top-level group_by / group_wait / group_interval: the rules' defaults.
+  std::vector<std::string> group_by{"alertname"};
+  double group_wait = 0;
+  double group_interval = 0;
 
   const ChannelConfig* FindChannel(std::string_view name) const;
 };

@@ -274,6 +274,13 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
         }
       }
       break;
+    case RuleKind::kResultBackendErrors:
+      if (sources_.result_backend_problem) {
+        if (auto why = sources_.result_backend_problem()) {
+          out.push_back(Condition{{}, 1, "The result backend is failing: " + *why});
+        }
+      }
+      break;
     case RuleKind::kIngestLag:
       if (sources_.ingest) {
         const double lag = sources_.ingest->ingest_lag_seconds.load(std::memory_order_relaxed);
@@ -308,7 +315,12 @@ void AlertEngine::Send(const std::string& fingerprint, Alert& a, const char* sta
   if (!n.annotations.contains("summary")) n.annotations["summary"] = a.summary;
   n.starts_at = a.fired_at;
   n.ends_at = a.state == AlertState::kResolved ? a.resolved_at : 0;
+  n.at = now;
   n.channels = a.rule->channels;
+  n.group_by = a.rule->group_by;
+  n.group_wait = a.rule->group_wait;
+  n.group_interval = a.rule->group_interval;
+  n.send_resolved = a.rule->send_resolved;
   notify_(std::move(n));
 }
 
@@ -333,7 +345,19 @@ void AlertEngine::Evaluate(double now) {
   per_rule.reserve(config_.rules.size());
   for (const auto& r : config_.rules) per_rule.emplace_back(&r, Conditions(r, now, queues));
 
-  std::lock_guard lock(mu_);
+  std::vector<std::string> expired;
+  {
+    std::lock_guard lock(mu_);
+    expired = EvaluateLocked(now, per_rule);
+  }
+  if (persistence_.remove) {
+    for (const auto& id : expired) persistence_.remove(id);
+  }
+  if (after_evaluate_) after_evaluate_(now);
+}
+
+std::vector<std::string> AlertEngine::EvaluateLocked(
+    double now, std::vector<std::pair<const RuleConfig*, std::vector<Condition>>>& per_rule) {
   std::set<std::string> active;
   for (auto& [rule, conds] : per_rule) {
     for (auto& c : conds) {
@@ -380,7 +404,8 @@ void AlertEngine::Evaluate(double now) {
       if (a.state == AlertState::kFiring) {
         a.state = AlertState::kResolved;
         a.resolved_at = now;
-        if (a.notified_firing && a.rule->send_resolved) Send(it->first, a, "resolved", now);
+        // Without send_resolved the resolve still goes out of its notification group (alert_groups.h).
+        if (a.notified_firing) Send(it->first, a, "resolved", now);
       } else if (now - a.resolved_at > config_.resolved_retention) {
         it = alerts_.erase(it);
         continue;
@@ -390,7 +415,7 @@ void AlertEngine::Evaluate(double now) {
     ++it;
   }
   firing_.store(firing, std::memory_order_relaxed);
-  silences_.Expire(now, 3600);
+  return silences_.Expire(now, 3600);
 }
 
 std::vector<AlertView> AlertEngine::Alerts(double now) const {
@@ -450,13 +475,30 @@ std::string AlertEngine::SilencesJson(double now) const {
 Result<std::string> AlertEngine::AddSilence(const std::string& json_body, double now) {
   auto s = Silences::Parse(json_body, now);
   if (!s) return Error{s.error()};
-  std::lock_guard lock(mu_);
-  return silences_.Add(std::move(*s));
+  std::string id;
+  Silence saved;
+  {
+    std::lock_guard lock(mu_);
+    id = silences_.Add(std::move(*s));
+    saved = silences_.all().back();
+  }
+  if (persistence_.save) persistence_.save(saved);
+  return id;
 }
 
 bool AlertEngine::RemoveSilence(const std::string& id) {
+  bool removed = false;
+  {
+    std::lock_guard lock(mu_);
+    removed = silences_.Remove(id);
+  }
+  if (removed && persistence_.remove) persistence_.remove(id);
+  return removed;
+}
+
+void AlertEngine::RestoreSilences(std::vector<Silence> silences) {
   std::lock_guard lock(mu_);
-  return silences_.Remove(id);
+  for (auto& s : silences) silences_.Restore(std::move(s));
 }
 
 }  // namespace stalk

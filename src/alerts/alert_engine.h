@@ -43,6 +43,16 @@ struct AlertSources {
   std::function<std::map<std::string, std::set<std::string>>()> queue_consumers;
   // Why the durable history store is degraded, or nullopt (null function: no store).
   std::function<std::optional<std::string>()> store_problem;
+  // Why the result backend is failing (its last request or probe), or nullopt (null: no backend).
+  std::function<std::optional<std::string>()> result_backend_problem;
+};
+
+// Where silences are kept across restarts (the store's silences table, wired in cli/). Called outside
+// the engine's lock, on the thread that changed the silence; must not block for long (the store
+// writer queues the write).
+struct SilencePersistence {
+  std::function<void(const Silence&)> save;
+  std::function<void(const std::string& id)> remove;
 };
 
 enum class AlertState : uint8_t { kPending, kFiring, kResolved };
@@ -57,6 +67,8 @@ struct AlertView {
 
 class AlertEngine {
  public:
+  // Gets each firing, repeat and resolve (resolves also when the rule has send_resolved: false, marked
+  // so, for the notification groups to let the alert go). Called with the engine's lock held.
   using Notify = std::function<void(AlertNotice)>;
   AlertEngine(AlertConfig config, AlertSources sources, Notify notify);
   ~AlertEngine();
@@ -65,6 +77,10 @@ class AlertEngine {
 
   // Attach to the state before ingestion starts (state.Write()->AddListener(engine.listener())).
   TaskOutcomeFeed* listener() { return &feed_; }
+
+  // Called on the evaluator thread after each evaluation (Alerting flushes notification groups).
+  // Set before Start.
+  void SetAfterEvaluate(std::function<void(double now)> fn) { after_evaluate_ = std::move(fn); }
 
   void Start();
   void Stop();
@@ -78,6 +94,9 @@ class AlertEngine {
   std::string SilencesJson(double now) const;
   Result<std::string> AddSilence(const std::string& json_body, double now);
   bool RemoveSilence(const std::string& id);
+  // Start-up: silences loaded from the store (ids kept), and where changes go from now on.
+  void RestoreSilences(std::vector<Silence> silences);
+  void SetSilencePersistence(SilencePersistence p) { persistence_ = std::move(p); }
   size_t firing() const { return firing_.load(std::memory_order_relaxed); }
   uint64_t outcomes_dropped() const { return feed_.dropped(); }
   const AlertConfig& config() const { return config_; }
@@ -105,11 +124,15 @@ class AlertEngine {
   void ConsumerConditions(const RuleConfig& r, double now, const std::vector<QueueLength>& queues,
                           std::vector<Condition>& out);
   void Send(const std::string& fingerprint, Alert& a, const char* status, double now);
+  // The lifecycle step of Evaluate, under mu_; returns the ids of the silences it expired.
+  std::vector<std::string> EvaluateLocked(double now,
+                                          std::vector<std::pair<const RuleConfig*, std::vector<Condition>>>& per_rule);
   void Run();
 
   AlertConfig config_;
   AlertSources sources_;
   Notify notify_;
+  std::function<void(double)> after_evaluate_;
   TaskOutcomeFeed feed_;
   TaskWindows windows_;
   std::vector<TaskOutcome> drained_;
@@ -120,6 +143,7 @@ class AlertEngine {
   mutable std::mutex mu_;  // alerts_, silences_
   std::map<std::string, Alert> alerts_;
   Silences silences_;
+  SilencePersistence persistence_;  // set before Start
   std::atomic<size_t> firing_{0};
 
   std::mutex run_mu_;

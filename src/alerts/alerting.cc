@@ -25,8 +25,14 @@ Result<std::unique_ptr<Alerting>> Alerting::Create(const AlertingSetup& setup, A
     a->notifier_ = std::make_unique<Notifier>(cfg->channels, no);
     Notifier* n = a->notifier_.get();
     log->info("alerting: {} rules, {} channels from {}", cfg->rules.size(), cfg->channels.size(), setup.config_path);
+    // Engine -> groups (same thread: the evaluator's) -> notifier. The groups are flushed after each
+    // evaluation, at the evaluation's time.
+    AlertGroups* groups = &a->groups_;
     a->engine_ = std::make_unique<AlertEngine>(std::move(*cfg), std::move(sources),
-                                               [n](AlertNotice notice) { n->Enqueue(notice); });
+                                               [groups](AlertNotice notice) { groups->Add(notice, notice.at); });
+    a->engine_->SetAfterEvaluate([groups, n](double now) {
+      groups->FlushDue(now, [n](AlertGroupNotice g) { n->Enqueue(std::move(g)); });
+    });
   }
   if (!setup.sentry_dsn.empty()) {
     auto dsn = ParseSentryDsn(setup.sentry_dsn);

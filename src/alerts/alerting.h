@@ -8,6 +8,7 @@
 #include <string>
 
 #include "alerts/alert_engine.h"
+#include "alerts/alert_groups.h"
 #include "alerts/notifier.h"
 #include "alerts/sentry.h"
 
@@ -41,6 +42,7 @@ class Alerting {
  private:
   Alerting() = default;
   std::unique_ptr<Notifier> notifier_;
+  AlertGroups groups_;  // evaluator thread only
   std::unique_ptr<AlertEngine> engine_;
   std::unique_ptr<SentryForwarder> sentry_;
 };

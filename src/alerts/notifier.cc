@@ -50,18 +50,25 @@ void Notifier::Stop() {
 }
 
 void Notifier::Enqueue(const AlertNotice& n) {
-  std::lock_guard lock(mu_);
   for (const auto& name : n.channels) {
-    for (size_t i = 0; i < channels_.size(); ++i) {
-      if (channels_[i].name != name) continue;
-      Lane& lane = *lanes_[i];
-      if (lane.ready.size() + lane.waiting.size() >= options_.capacity) {
-        dropped_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        lane.ready.push_back(Job{&channels_[i], n, 0, 0});
-        lane.cv.notify_one();
-      }
+    AlertGroupNotice g = GroupOfOne(n);
+    g.channel = name;
+    Enqueue(std::move(g));
+  }
+}
+
+void Notifier::Enqueue(AlertGroupNotice g) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < channels_.size(); ++i) {
+    if (channels_[i].name != g.channel) continue;
+    Lane& lane = *lanes_[i];
+    if (lane.ready.size() + lane.waiting.size() >= options_.capacity) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      lane.ready.push_back(Job{&channels_[i], std::move(g), 0, 0});
+      lane.cv.notify_one();
     }
+    return;
   }
 }
 
@@ -73,7 +80,7 @@ std::string Notifier::Env(const std::string& name) const {
 
 PostResult Notifier::Deliver(const Job& job) {
   const ChannelConfig& c = *job.channel;
-  const AlertNotice& n = job.notice;
+  const AlertGroupNotice& n = job.notice;
   PostResult missing;
   const std::string url = Env(c.url_env);
   const std::map<std::string, std::string> json = {{"Content-Type", "application/json"}};
@@ -87,8 +94,15 @@ PostResult Notifier::Deliver(const Job& job) {
         missing.error = "environment variable " + c.routing_key_env + " is not set";
         return missing;
       }
-      return HttpPost(url.empty() ? "https://events.pagerduty.com/v2/enqueue" : url, json, PagerDutyPayload(n, key),
-                      c.timeout, &cancel_);
+      // One event per alert: PagerDuty opens, dedups and resolves incidents by each alert's dedup_key.
+      // A retry posts them all again, which PagerDuty's dedup makes harmless.
+      PostResult last;
+      for (const auto& alert : n.alerts) {
+        last = HttpPost(url.empty() ? "https://events.pagerduty.com/v2/enqueue" : url, json,
+                        PagerDutyPayload(alert, key), c.timeout, &cancel_);
+        if (!last.ok()) break;
+      }
+      return last;
     }
     case ChannelType::kAlertmanager: {
       if (url.empty()) break;
@@ -161,7 +175,8 @@ void Notifier::Run(Lane& lane) {
     auto& counts = counts_[job.channel->name];
     if (r.ok()) {
       ++counts.success;
-      log->debug("alert {} {} delivered to {}", job.notice.rule, job.notice.status, job.channel->name);
+      log->debug("alert group {} ({}, {} alerts) delivered to {}", job.notice.group_key, job.notice.status,
+                 job.notice.alerts.size(), job.channel->name);
       continue;
     }
     const std::string why = r.status ? "HTTP " + std::to_string(r.status) : r.error;
@@ -173,12 +188,12 @@ void Notifier::Run(Lane& lane) {
       delay = std::max(delay, std::min(r.retry_after, options_.backoff_max));
       ++job.attempt;
       job.due = Now() + delay;
-      log->warn("alert {} to channel {} failed ({}); retry {} in {:.1f}s", job.notice.rule, job.channel->name, why,
+      log->warn("alert group {} to channel {} failed ({}); retry {} in {:.1f}s", job.notice.group_key, job.channel->name, why,
                 job.attempt, delay);
       lane.waiting.push_back(std::move(job));
     } else {
       ++counts.failure;
-      log->error("alert {} to channel {} failed ({}); giving up after {} attempts", job.notice.rule,
+      log->error("alert group {} to channel {} failed ({}); giving up after {} attempts", job.notice.group_key,
                  job.channel->name, why, job.attempt + 1);
     }
   }

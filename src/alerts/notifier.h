@@ -47,8 +47,10 @@ class Notifier {
   void Start();
   // Stops promptly: the delivery in flight is aborted, queued ones are dropped (counted as dropped).
   void Stop();
-  // Queues one delivery per channel of `n`; never blocks.
+  // Queues one delivery per channel of `n` (a group of one); never blocks.
   void Enqueue(const AlertNotice& n);
+  // Queues the group's delivery on its channel; never blocks.
+  void Enqueue(AlertGroupNotice g);
 
   struct Counts {
     uint64_t success = 0, failure = 0, retry = 0;
@@ -61,7 +63,7 @@ class Notifier {
  private:
   struct Job {
     const ChannelConfig* channel;
-    AlertNotice notice;
+    AlertGroupNotice notice;
     int attempt = 0;
     double due = 0;
   };

@@ -77,6 +77,8 @@ std::string PromQlFor(const RuleConfig& r) {
     case RuleKind::kStoreErrors:
       return "stalk_store_up == 0 or increase(stalk_store_errors_total[5m]) > 0 or "
              "increase(stalk_store_dropped_total[5m]) > 0";
+    case RuleKind::kResultBackendErrors:
+      return "stalk_result_backend_up == 0";
     case RuleKind::kIngestLag:
       return "stalk_ingest_lag_seconds > " + Num(r.threshold);
     case RuleKind::kBrokerUnreachable:

@@ -98,8 +98,38 @@ const Silence* Silences::Find(const std::map<std::string, std::string>& labels, 
   return nullptr;
 }
 
-void Silences::Expire(double now, double keep) {
-  std::erase_if(silences_, [&](const Silence& s) { return s.ends_at + keep < now; });
+std::vector<std::string> Silences::Expire(double now, double keep) {
+  std::vector<std::string> gone;
+  std::erase_if(silences_, [&](const Silence& s) {
+    if (s.ends_at + keep >= now) return false;
+    gone.push_back(s.id);
+    return true;
+  });
+  return gone;
+}
+
+void Silences::Restore(Silence s) {
+  for (auto& existing : silences_) {
+    if (existing.id == s.id) {
+      existing = std::move(s);
+      return;
+    }
+  }
+  silences_.push_back(std::move(s));
+}
+
+std::string MatchersJson(const Silence& s) { return nlohmann::json(s.matchers).dump(); }
+
+Result<std::map<std::string, std::string>> ParseMatchersJson(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Error{"stored matchers are not a JSON object"};
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : j.items()) {
+    if (!v.is_string()) return Error{"stored matcher values must be strings"};
+    out[k] = v.get<std::string>();
+  }
+  if (out.empty()) return Error{"a stored silence has no matchers"};
+  return out;
 }
 
 }  // namespace stalk

@@ -2,6 +2,7 @@
 // Silences: label matchers that mute notifications of matching alerts until they expire (as in
 // Alertmanager). A silenced alert still goes pending/firing/resolved and is listed, marked silenced;
 // only its notifications are held back. Not thread-safe: AlertEngine holds its lock around calls.
+// Persistence (a restart keeps them) is the engine's SilencePersistence: the store's silences table.
 #pragma once
 
 #include <map>
@@ -22,6 +23,10 @@ struct Silence {
   bool ActiveAt(double now) const { return now >= starts_at && now < ends_at; }
 };
 
+// The matchers as a JSON object ({"alertname": "X"}), and back (the store keeps that text).
+std::string MatchersJson(const Silence& s);
+Result<std::map<std::string, std::string>> ParseMatchersJson(const std::string& text);
+
 class Silences {
  public:
   // Parses a POST body: {"matchers": {"alertname": "X", ...} or [{"name","value"}...],
@@ -30,11 +35,13 @@ class Silences {
 
   // Adds `s` with a fresh id; returns the id.
   std::string Add(Silence s);
+  // Adds a silence that already has an id (loaded from the store at start-up).
+  void Restore(Silence s);
   bool Remove(const std::string& id);
   // The first active silence matching `labels`, or null.
   const Silence* Find(const std::map<std::string, std::string>& labels, double now) const;
-  // Drops silences that ended more than `keep` seconds before now.
-  void Expire(double now, double keep);
+  // Drops silences that ended more than `keep` seconds before now; returns their ids.
+  std::vector<std::string> Expire(double now, double keep);
   const std::vector<Silence>& all() const { return silences_; }
 
  private:

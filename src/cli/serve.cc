@@ -14,6 +14,7 @@
 #include "alerts/alerting.h"
 #include "auth/auth_setup.h"
 #include "cli/commands.h"
+#include "cli/feature_wiring.h"
 #include "cli/store_setup.h"
 #include "common/log.h"
 #include "control/control_stack.h"
@@ -194,15 +195,24 @@ int RunServe(ServeSettings s) {
   state.Write()->AddListener(&custom_events);
   CostLedger cost_ledger;
   state.Write()->AddListener(&cost_ledger);
-  const CustomApi custom_api{&custom_events, &cost_ledger, s.cost_per_worker_hour};
+  CustomApi custom_api{&custom_events, &cost_ledger, s.cost_per_worker_hour};
   MetricRules metric_rules;
+  SlaTracker sla;  // targets from the --metric_rules file's sla: section
+  custom_api.sla = &sla;
+  custom_api.now = WallNow;
+  state.Write()->AddListener(&sla);
   if (!s.metric_rules.empty()) {
     auto loaded = metric_rules.Load(s.metric_rules);
     if (!loaded) {
       log->error("--metric_rules: {}", loaded.error());
       return 2;
     }
-    log->info("business-metric rules: {} loaded from {}", *loaded, s.metric_rules);
+    auto targets = sla.Load(s.metric_rules);
+    if (!targets) {
+      log->error("--metric_rules: {}", targets.error());
+      return 2;
+    }
+    log->info("business-metric rules: {} and {} SLA targets loaded from {}", *loaded, *targets, s.metric_rules);
     state.Write()->AddListener(&metric_rules);
   }
   LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
@@ -344,6 +354,9 @@ int RunServe(ServeSettings s) {
                    [&control] { return QueueConsumers(control.cache()); },
                    [&ctx]() -> std::optional<std::string> {  // set by WireStoreApi below, before Start
                      return ctx.store_problem ? ctx.store_problem() : std::nullopt;
+                   },
+                   [&control]() -> std::optional<std::string> {
+                     return control.result_backend() ? control.result_backend()->Problem() : std::nullopt;
                    }});
   if (!alerting) {
     log->error("{}", alerting.error());
@@ -351,7 +364,16 @@ int RunServe(ServeSettings s) {
   }
   if (*alerting) {
     (*alerting)->Attach(*state.Write());
+    if (*store && (*alerting)->engine()) {
+      WirePersistedSilences(*(*alerting)->engine(), **store);
+    }
   }
+  if (*store) {
+    custom_api.stored_cost = StoredCost(**store);
+  }
+  ctx.result_backend_problem = [&control]() -> std::optional<std::string> {
+    return control.result_backend() ? control.result_backend()->Problem() : std::nullopt;
+  };
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
     std::string body = metrics.Render(state, stats, queues, WallNow(), openmetrics);  // read lock in slices
@@ -368,10 +390,16 @@ int RunServe(ServeSettings s) {
     WireStoreApi(**store, ctx);
   }
   ctx.task_extra_fields = [&custom_events](const std::string& id) { return custom_events.TaskJsonFields(id); };
-  ctx.render_metrics = [&custom_api, &metric_rules, inner = std::move(ctx.render_metrics)](bool openmetrics) {
+  ctx.render_metrics = [&custom_api, &metric_rules, &control, inner = std::move(ctx.render_metrics)](bool openmetrics) {
     std::string text = inner(openmetrics);
     AppendCustomMetrics(custom_api, openmetrics, text);
     metric_rules.Append(openmetrics, text);
+    if (const RedisResultBackend* backend = control.result_backend()) {
+      std::string extra;
+      backend->RenderMetrics(openmetrics, extra);
+      const size_t eof = openmetrics && text.ends_with("# EOF\n") ? text.size() - 6 : text.size();
+      text.insert(eof, extra);
+    }
     return text;
   };
 
@@ -472,6 +500,9 @@ int RunServe(ServeSettings s) {
     // The listener is registered at start-up only: reloading an empty file keeps it, harmlessly.
     if (auto r = metric_rules.Load(s.metric_rules)) {
       log->info("SIGHUP: {} business-metric rules reloaded from {} (series kept)", *r, s.metric_rules);
+      if (auto t = sla.Load(s.metric_rules); !t) {
+        log->error("SIGHUP: SLA targets not reloaded, the previous ones stay: {}", t.error());
+      }
     } else {
       log->error("SIGHUP: --metric_rules not reloaded, the previous rules stay: {}", r.error());
     }

@@ -29,6 +29,8 @@ ControlStack::ControlStack(const BrokerUrl& broker, const std::string& broker_te
   if (backend_url && backend_url->kind == BrokerUrl::Kind::kRedis && !backend_url->tls) {
     backend_ = std::make_unique<RedisResultBackend>(*backend_url, RedisResultBackendOptions{});
     backend_description_ = backend_url->Redacted();
+    // 5 s: a stopped backend shows (and can alert) within seconds; one PING per 5 s costs nothing.
+    probe_ = std::make_unique<ResultBackendProbe>(*backend_, 5.0);
   } else {
     // Never echo the URL itself: it may carry a password.
     const size_t scheme_end = backend_text.find("://");
@@ -51,8 +53,14 @@ ControlStack::ControlStack(const BrokerUrl& broker, const std::string& broker_te
 
 ControlStack::~ControlStack() { Stop(); }
 
-void ControlStack::Start() { refresher_->Start(); }
+void ControlStack::Start() {
+  refresher_->Start();
+  if (probe_) probe_->Start();
+}
 
-void ControlStack::Stop() { refresher_->Stop(); }
+void ControlStack::Stop() {
+  if (probe_) probe_->Stop();
+  refresher_->Stop();
+}
 
 }  // namespace stalk

@@ -15,6 +15,7 @@
 #include "control/inspect_cache.h"
 #include "control/inspect_refresher.h"
 #include "control/redis_result_backend.h"
+#include "control/result_backend_probe.h"
 #include "state/shared_state.h"
 #include "transport/broker_url.h"
 
@@ -47,6 +48,8 @@ class ControlStack {
   StateListener* listener() { return refresher_.get(); }
   // Where results are read from, password hidden ("none (...)" when unsupported).
   const std::string& result_backend_description() const { return backend_description_; }
+  // The Redis result backend, or null when there is none (health, metrics: redis_result_backend.h).
+  const RedisResultBackend* result_backend() const { return backend_.get(); }
 
   void Start();
   void Stop();
@@ -54,6 +57,7 @@ class ControlStack {
  private:
   std::unique_ptr<ControlTransport> transport_;  // Redis or AMQP, by the broker URL
   std::unique_ptr<RedisResultBackend> backend_;
+  std::unique_ptr<ResultBackendProbe> probe_;  // pings backend_ every 5 s
   std::string backend_description_;
   InspectCache cache_;
   std::unique_ptr<ControlService> service_;

@@ -1,6 +1,8 @@
 // Stalk — Celery monitoring server.
 #include "control/redis_result_backend.h"
 
+#include <chrono>
+
 #include "control/kombu_message.h"
 
 namespace stalk {
@@ -52,9 +54,65 @@ Result<ReplyPtr> RedisResultBackend::Run(const std::vector<std::string_view>& ar
   return Error{"cannot reach the result backend"};
 }
 
+Result<ReplyPtr> RedisResultBackend::RunCounted(const std::vector<std::string_view>& args) {
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  auto r = Run(args);
+  if (r) {
+    up_.store(true, std::memory_order_relaxed);
+    return r;
+  }
+  errors_.fetch_add(1, std::memory_order_relaxed);
+  up_.store(false, std::memory_order_relaxed);
+  std::lock_guard lock(health_mu_);
+  last_error_ = r.error();
+  last_error_at_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return r;
+}
+
+Result<bool> RedisResultBackend::Ping() {
+  std::lock_guard lock(mu_);
+  auto r = RunCounted({"PING"});
+  if (!r) {
+    return Error{r.error()};
+  }
+  return true;
+}
+
+RedisResultBackend::Health RedisResultBackend::health() const {
+  Health h;
+  h.up = up_.load(std::memory_order_relaxed);
+  h.requests = requests_.load(std::memory_order_relaxed);
+  h.errors = errors_.load(std::memory_order_relaxed);
+  std::lock_guard lock(health_mu_);
+  h.last_error = last_error_;
+  h.last_error_at = last_error_at_;
+  return h;
+}
+
+std::optional<std::string> RedisResultBackend::Problem() const {
+  if (up_.load(std::memory_order_relaxed)) {
+    return std::nullopt;
+  }
+  std::lock_guard lock(health_mu_);
+  return url_.Redacted() + ": " + last_error_;
+}
+
+void RedisResultBackend::RenderMetrics(bool openmetrics, std::string& out) const {
+  const Health h = health();
+  const std::string total = openmetrics ? "" : "_total";
+  out += "# HELP stalk_result_backend_up Whether the result backend's last request or probe succeeded.\n";
+  out += "# TYPE stalk_result_backend_up gauge\nstalk_result_backend_up " + std::string(h.up ? "1" : "0") + "\n";
+  out += "# HELP stalk_result_backend_requests" + total + " Requests to the result backend (probes included).\n";
+  out += "# TYPE stalk_result_backend_requests" + total + " counter\n";
+  out += "stalk_result_backend_requests_total " + std::to_string(h.requests) + "\n";
+  out += "# HELP stalk_result_backend_errors" + total + " Failed requests to the result backend.\n";
+  out += "# TYPE stalk_result_backend_errors" + total + " counter\n";
+  out += "stalk_result_backend_errors_total " + std::to_string(h.errors) + "\n";
+}
+
 Result<TaskResultMeta> RedisResultBackend::Get(const std::string& task_id) {
   std::lock_guard lock(mu_);
-  auto r = Run({"GET", KeyFor(task_id)});
+  auto r = RunCounted({"GET", KeyFor(task_id)});
   if (!r) {
     return Error{r.error()};
   }
@@ -67,7 +125,7 @@ Result<TaskResultMeta> RedisResultBackend::Get(const std::string& task_id) {
 Result<bool> RedisResultBackend::MarkAborted(const std::string& task_id) {
   std::lock_guard lock(mu_);
   const std::string key = KeyFor(task_id);
-  auto current = Run({"GET", key});
+  auto current = RunCounted({"GET", key});
   if (!current) {
     return Error{current.error()};
   }
@@ -83,11 +141,12 @@ Result<bool> RedisResultBackend::MarkAborted(const std::string& task_id) {
   };
   const std::string value = DumpJson(meta);
   const std::string expires = std::to_string(options_.result_expires_seconds);
-  auto set = options_.result_expires_seconds > 0 ? Run({"SETEX", key, expires, value}) : Run({"SET", key, value});
+  auto set = options_.result_expires_seconds > 0 ? RunCounted({"SETEX", key, expires, value})
+                                              : RunCounted({"SET", key, value});
   if (!set) {
     return Error{set.error()};
   }
-  if (auto pub = Run({"PUBLISH", key, value}); !pub) {
+  if (auto pub = RunCounted({"PUBLISH", key, value}); !pub) {
     return Error{pub.error()};
   }
   return true;

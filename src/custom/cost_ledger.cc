@@ -51,8 +51,14 @@ std::map<CostKey, CostEntry> CostLedger::Snapshot() const {
 }
 
 std::vector<std::pair<std::string, CostEntry>> CostLedger::Top(const std::string& group_by, size_t limit) const {
+  const auto snapshot = Snapshot();
+  return Group(std::vector<std::pair<CostKey, CostEntry>>(snapshot.begin(), snapshot.end()), group_by, limit);
+}
+
+std::vector<std::pair<std::string, CostEntry>> CostLedger::Group(
+    const std::vector<std::pair<CostKey, CostEntry>>& rows, const std::string& group_by, size_t limit) {
   std::map<std::string, CostEntry> grouped;
-  for (const auto& [k, e] : Snapshot()) {
+  for (const auto& [k, e] : rows) {
     const std::string& g = group_by == "queue" ? k.queue : group_by == "worker" ? k.worker : k.name;
     CostEntry& out = grouped[g];
     out.seconds += e.seconds;

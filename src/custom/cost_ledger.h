@@ -38,6 +38,9 @@ class CostLedger : public StateListener {
   std::map<CostKey, CostEntry> Snapshot() const;
   // Totals grouped by "name", "queue" or "worker", largest first, at most `limit`.
   std::vector<std::pair<std::string, CostEntry>> Top(const std::string& group_by, size_t limit) const;
+  // The same grouping over any rows (the store's windows).
+  static std::vector<std::pair<std::string, CostEntry>> Group(const std::vector<std::pair<CostKey, CostEntry>>& rows,
+                                                              const std::string& group_by, size_t limit);
 
  private:
   size_t max_keys_;

@@ -44,14 +44,42 @@ HttpResponse Cost(const CustomApi& api, const HttpRequest& req) {
       return HttpResponse::Error(400, "limit must be a positive integer");
     }
   }
+  std::string window = "since_start";
+  if (auto it = req.query.find("window"); it != req.query.end()) {
+    window = it->second;
+  }
+  double window_seconds = 0;
+  if (window == "1h") {
+    window_seconds = 3600;
+  } else if (window == "24h") {
+    window_seconds = 86400;
+  } else if (window == "7d") {
+    window_seconds = 7 * 86400;
+  } else if (window != "since_start") {
+    return HttpResponse::Error(400, "window must be since_start, 1h, 24h or 7d");
+  }
+  std::vector<std::pair<std::string, CostEntry>> rows;
+  if (window_seconds > 0) {
+    if (!api.stored_cost) {
+      return HttpResponse::Error(400, "windows need the history store (--db); only since_start is available");
+    }
+    auto stored = api.stored_cost(api.now() - window_seconds);
+    if (!stored) {
+      return HttpResponse::Error(503, "cannot read the cost rollup: " + stored.error());
+    }
+    rows = CostLedger::Group(*stored, group, limit);
+  } else {
+    rows = api.cost->Top(group, limit);
+  }
   JsonWriter w;
   w.BeginObject();
   w.Field("group", group);
-  w.Field("window", "since start");
+  w.Field("window", window);
+  w.Field("source", window_seconds > 0 ? "store" : "memory");
   w.Field("cost_per_worker_hour", api.cost_per_worker_hour);
   w.Key("rows");
   w.BeginArray();
-  for (const auto& [key, e] : api.cost->Top(group, limit)) {
+  for (const auto& [key, e] : rows) {
     w.BeginObject();
     w.Field("key", key);
     w.Field("worker_seconds", e.seconds);
@@ -67,9 +95,41 @@ HttpResponse Cost(const CustomApi& api, const HttpRequest& req) {
   return HttpResponse::Json(w.Take());
 }
 
+HttpResponse Sla(const CustomApi& api, const HttpRequest& req) {
+  const std::string only = req.ArgOr("name", "");
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("targets");
+  w.Int(static_cast<int64_t>(api.sla ? api.sla->target_count() : 0));
+  w.Key("tasks");
+  w.BeginArray();
+  if (api.sla) {
+    for (const auto& r : api.sla->Snapshot()) {
+      if (!only.empty() && r.name != only) continue;
+      w.BeginObject();
+      w.Field("name", r.name);
+      w.Field("target_seconds", r.target);
+      w.Key("runs");
+      w.Int(static_cast<int64_t>(r.runs()));
+      w.Key("within");
+      w.Int(static_cast<int64_t>(r.within));
+      w.Key("over");
+      w.Int(static_cast<int64_t>(r.over));
+      w.Key("failed");
+      w.Int(static_cast<int64_t>(r.failed));
+      w.Field("ratio", r.ratio());
+      w.EndObject();
+    }
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(w.Take());
+}
+
 }  // namespace
 
 void RegisterCustomApi(Router& router, const CustomApi& api) {
+  router.Get("/api/stalk/sla", [&api](const HttpRequest& req, const std::string&) { return Sla(api, req); });
   router.Get("/api/stalk/custom-events",
              [&api](const HttpRequest&, const std::string&) { return CustomEventCounts(api); });
   router.Get("/api/stalk/cost", [&api](const HttpRequest& req, const std::string&) { return Cost(api, req); });
@@ -118,6 +178,9 @@ void AppendCustomMetrics(const CustomApi& api, bool openmetrics, std::string& ex
     }
   }
   w.AppendTo(exposition);
+  if (api.sla) {
+    api.sla->Append(openmetrics, exposition);
+  }
 }
 
 }  // namespace stalk

@@ -118,6 +118,9 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
   } catch (const YAML::Exception& e) {
     return Error{Where(source, e.mark) + e.msg};
   }
+  if (root.IsMap() && !root["rules"] && root["sla"]) {
+    return std::vector<MetricRule>{};  // only SLA targets (custom/sla_tracker.h)
+  }
   if (!root.IsMap() || !root["rules"] || !root["rules"].IsSequence()) {
     return Error{Where(source, root.Mark()) + "expected a top-level `rules:` list"};
   }

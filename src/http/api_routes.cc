@@ -217,10 +217,14 @@ HttpResponse Healthcheck(const ApiContext& ctx) {
     if (auto note = ctx.start_up_note ? ctx.start_up_note() : std::nullopt) {
       return HttpResponse::Text("OK (" + *note + ")");
     }
+    std::string notes;
     if (auto problem = ctx.store_problem ? ctx.store_problem() : std::nullopt) {
-      return HttpResponse::Text("OK (store degraded: " + *problem + ")");
+      notes = "store degraded: " + *problem;
     }
-    return HttpResponse::Text("OK");
+    if (auto problem = ctx.result_backend_problem ? ctx.result_backend_problem() : std::nullopt) {
+      notes += (notes.empty() ? "" : "; ") + ("result backend failing: " + *problem);
+    }
+    return HttpResponse::Text(notes.empty() ? std::string("OK") : "OK (" + notes + ")");
   }
   const double since = ctx.ingest->last_disconnected_at.load();
   std::string msg = "broker unreachable (" + ctx.broker_redacted + ")";

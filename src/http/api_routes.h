@@ -56,6 +56,8 @@ struct ApiContext {
   std::function<std::optional<std::string>()> store_problem;
   // What start-up is still doing ("restoring history: ..."), or nullopt: /healthcheck stays 200 with it.
   std::function<std::optional<std::string>()> start_up_note;
+  // Why the result backend fails (control/), or nullopt: /healthcheck stays 200 with a note.
+  std::function<std::optional<std::string>()> result_backend_problem;
   std::function<double()> now;  // wall clock, injectable for tests
   double started_at = 0;
 };

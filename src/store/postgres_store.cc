@@ -3,11 +3,15 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
+#include <unordered_set>
 
+#include "store/cost_rollup.h"
 #include "store/schema.h"
 
 namespace stalk {
@@ -663,5 +667,112 @@ Result<int> PostgresStore::SchemaVersion() {
 }
 
 #undef STALK_PG_READER
+
+// ------------------------------------------------------------------ silences, cost rollup (schema 4)
+
+Result<bool> PostgresStore::SaveSilence(const SilenceRecord& s) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  auto r = ExecParams(writer_,
+                      "INSERT INTO silences (" + std::string(kSilenceColumns) +
+                          ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers,"
+                          " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+                          " created_by = excluded.created_by, comment = excluded.comment",
+                      {s.id, s.matchers_json, Num(s.starts_at), Num(s.ends_at), s.created_by, s.comment});
+  if (!r) return Error{r.error()};
+  return true;
+}
+
+Result<bool> PostgresStore::DeleteSilence(std::string_view id) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  auto r = ExecParams(writer_, "DELETE FROM silences WHERE id = $1", {std::string(id)});
+  if (!r) return Error{r.error()};
+  return true;
+}
+
+Result<std::vector<SilenceRecord>> PostgresStore::LoadSilences() {
+  std::lock_guard lock(read_mu_);
+  auto conn = ReaderLocked();
+  if (!conn) return Error{conn.error()};
+  auto r = Exec(*conn, "SELECT " + std::string(kSilenceColumns) + " FROM silences ORDER BY starts_at, id");
+  if (!r) return Error{r.error()};
+  std::vector<SilenceRecord> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgRow row(r->get(), i);
+    out.push_back(SilenceRecord{std::string(row.Text(0)), std::string(row.Text(1)), row.Double(2), row.Double(3),
+                                std::string(row.Text(4)), std::string(row.Text(5))});
+  }
+  return out;
+}
+
+Result<bool> PostgresStore::AddCostRollup(const std::vector<FinishedTaskCost>& tasks) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  if (tasks.empty()) return true;
+  auto fail = [&](const std::string& e) -> Result<bool> {
+    Exec(writer_, "ROLLBACK");
+    return Error{"cost rollup: " + e};
+  };
+  if (auto r = Exec(writer_, "BEGIN"); !r) return Error{r.error()};
+  // Claim the task ids; only the ones no instance counted before are added. Chunks of 1,000 ids keep
+  // each statement's parameter list small.
+  std::unordered_set<std::string> claimed;
+  for (size_t i = 0; i < tasks.size(); i += 1000) {
+    const size_t n = std::min<size_t>(1000, tasks.size() - i);
+    std::string sql = "INSERT INTO cost_counted (task_id, hour) VALUES ";
+    std::vector<std::string> params;
+    params.reserve(2 * n);
+    for (size_t k = 0; k < n; ++k) {
+      sql += (k ? ", ($" : "($") + std::to_string(2 * k + 1) + ", $" + std::to_string(2 * k + 2) + ")";
+      params.push_back(tasks[i + k].task_id);
+      params.push_back(Num(tasks[i + k].row.hour));
+    }
+    sql += " ON CONFLICT (task_id) DO NOTHING RETURNING task_id";
+    auto r = ExecParams(writer_, sql, params);
+    if (!r) return fail(r.error());
+    for (int row = 0; row < r->rows(); ++row) {
+      claimed.emplace(PgRow(r->get(), row).Text(0));
+    }
+  }
+  std::vector<const FinishedTaskCost*> fresh;
+  for (const auto& t : tasks) {
+    if (claimed.contains(t.task_id)) fresh.push_back(&t);
+  }
+  // In key order, so two instances adding to the same hours lock rows alike and cannot deadlock.
+  const std::string sql = CostRollupUpsertSql(SqlDialect::kPostgres);
+  for (const CostRollupRow& c : AggregateCost(fresh)) {
+    auto r = ExecParams(writer_, sql,
+                        {Num(c.hour), c.name, c.queue, c.worker, Num(c.worker_seconds), std::to_string(c.runs),
+                         std::to_string(c.estimated), Num(c.first_at), Num(c.last_at)});
+    if (!r) return fail(r.error());
+  }
+  if (auto r = Exec(writer_, "COMMIT"); !r) return fail(r.error());
+  return true;
+}
+
+Result<std::vector<CostRollupRow>> PostgresStore::LoadCostRollup(double since) {
+  std::lock_guard lock(read_mu_);
+  auto conn = ReaderLocked();
+  if (!conn) return Error{conn.error()};
+  auto r = ExecParams(*conn, "SELECT " + std::string(kCostRollupColumns) + " FROM cost_hourly WHERE hour > $1",
+                      {Num(since - 3600)});
+  if (!r) return Error{r.error()};
+  std::vector<CostRollupRow> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgRow row(r->get(), i);
+    out.push_back(CostRollupRow{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
+                                std::string(row.Text(3)), row.Double(4), row.Int(5), row.Int(6), row.Double(7),
+                                row.Double(8)});
+  }
+  return out;
+}
+
+Result<bool> PostgresStore::DeleteCostRollupBefore(double cutoff, double counted_cutoff) {
+  if (writer_ == nullptr) return Error{"store is not open"};
+  if (auto r = ExecParams(writer_, "DELETE FROM cost_counted WHERE hour + 3600 <= $1", {Num(counted_cutoff)}); !r) {
+    return Error{r.error()};
+  }
+  auto r = ExecParams(writer_, "DELETE FROM cost_hourly WHERE hour + 3600 <= $1", {Num(cutoff)});
+  if (!r) return Error{r.error()};
+  return true;
+}
 
 }  // namespace stalk

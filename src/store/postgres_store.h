@@ -49,6 +49,13 @@ class PostgresStore final : public Store {
   Result<bool> AppendAudit(const std::vector<AuditEntry>& entries) override;
   Result<std::vector<AuditEntry>> LoadAudit(size_t limit) override;
   Result<int> SchemaVersion() override;
+  bool HasRollupTables() const override { return true; }
+  Result<bool> SaveSilence(const SilenceRecord& s) override;
+  Result<bool> DeleteSilence(std::string_view id) override;
+  Result<std::vector<SilenceRecord>> LoadSilences() override;
+  Result<bool> AddCostRollup(const std::vector<FinishedTaskCost>& tasks) override;
+  Result<std::vector<CostRollupRow>> LoadCostRollup(double since) override;
+  Result<bool> DeleteCostRollupBefore(double cutoff, double counted_cutoff) override;
 
  private:
   explicit PostgresStore(StoreConfig config);

@@ -128,9 +128,41 @@ std::vector<std::string> MigrationStatements(int version, SqlDialect dialect) {
           "DROP INDEX IF EXISTS tasks_state",
           "DROP INDEX IF EXISTS tasks_worker",
       };
+    case 4:
+      return {
+          // IF NOT EXISTS: development builds of this branch created these tables as "version 3".
+          "CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL,"
+          " starts_at DOUBLE PRECISION NOT NULL, ends_at DOUBLE PRECISION NOT NULL, created_by TEXT, comment TEXT)",
+          // first_at/last_at: the earliest and latest finish in the bucket, so a window that cuts an
+          // hour in two counts the part of it that falls inside (see store/cost_rollup.h).
+          std::string("CREATE TABLE IF NOT EXISTS cost_hourly (hour DOUBLE PRECISION NOT NULL, name TEXT NOT NULL,"
+                      " queue TEXT NOT NULL, worker TEXT NOT NULL, worker_seconds DOUBLE PRECISION NOT NULL,"
+                      " runs BIGINT NOT NULL, estimated BIGINT NOT NULL, first_at DOUBLE PRECISION NOT NULL,"
+                      " last_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (hour, name, queue, worker))") +
+              (sqlite ? " WITHOUT ROWID" : ""),
+          // Tasks already in cost_hourly, so instances sharing a PostgreSQL history count each once;
+          // kept a day (a late duplicate comes within seconds), then pruned.
+          std::string("CREATE TABLE IF NOT EXISTS cost_counted (task_id TEXT PRIMARY KEY,"
+                      " hour DOUBLE PRECISION NOT NULL)") +
+              (sqlite ? " WITHOUT ROWID" : ""),
+          "CREATE INDEX IF NOT EXISTS cost_counted_hour ON cost_counted (hour)",
+      };
     default:
       return {};
   }
+}
+
+std::string CostRollupUpsertSql(SqlDialect dialect) {
+  const bool sqlite = dialect == SqlDialect::kSqlite;
+  const std::string lo = sqlite ? "MIN" : "LEAST", hi = sqlite ? "MAX" : "GREATEST";
+  std::string sql = "INSERT INTO cost_hourly (" + std::string(kCostRollupColumns) + ") VALUES (";
+  for (size_t i = 1; i <= 9; ++i) sql += (i > 1 ? ", " : "") + Placeholder(dialect, i);
+  sql += ") ON CONFLICT (hour, name, queue, worker) DO UPDATE SET"
+         " worker_seconds = cost_hourly.worker_seconds + excluded.worker_seconds,"
+         " runs = cost_hourly.runs + excluded.runs, estimated = cost_hourly.estimated + excluded.estimated,"
+         " first_at = " + lo + "(cost_hourly.first_at, excluded.first_at),"
+         " last_at = " + hi + "(cost_hourly.last_at, excluded.last_at)";
+  return sql;
 }
 
 // ------------------------------------------------------------------ tasks

@@ -3,7 +3,11 @@
 // (generated per dialect: placeholders, multi-row VALUES, SQLite's WITHOUT ROWID), and the mapping
 // between records (state/task_record.h) and rows. Backends only move SqlValues in and out.
 //
-// Tables (version 1; version 2 adds audit_log: control actions, who/what/when/target/result):
+// Tables (version 1; version 2 adds audit_log: control actions, who/what/when/target/result; version 3
+// drops unread task indexes; version 4 adds silences (the alert engine's, so they survive a restart),
+// cost_hourly (worker time of finished tasks per hour, task name, queue and worker: the cost view's
+// 1 h / 24 h / 7 d windows) and cost_counted (task ids already counted there, for instances sharing a
+// PostgreSQL history)):
 //   schema_version(version, applied_at)      one row per applied migration
 //   tasks(id PK, ..., timestamp, updated_at)  every task's latest merged record (Flower's fields, plus
 //                                            queue, lost/lost_at, flags); indexes on name, state,
@@ -30,7 +34,7 @@ struct TransitionRecord;
 
 enum class SqlDialect : uint8_t { kSqlite, kPostgres };
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Statements of migration `version` (1-based) for `dialect`.
 std::vector<std::string> MigrationStatements(int version, SqlDialect dialect);
@@ -109,6 +113,13 @@ std::string_view EventColumnList();
 std::string EventInsertSql(SqlDialect dialect, size_t rows);
 std::string EventInsertFromSql(std::string_view staging);
 void EventValues(const EventRecord& r, SqlValue* out);
+
+// ---- silences, cost_hourly (schema version 4)
+inline constexpr std::string_view kSilenceColumns = "id, matchers, starts_at, ends_at, created_by, comment";
+inline constexpr std::string_view kCostRollupColumns =
+    "hour, name, queue, worker, worker_seconds, runs, estimated, first_at, last_at";
+// One row's upsert: adds seconds, runs and estimated runs, widens first_at/last_at.
+std::string CostRollupUpsertSql(SqlDialect dialect);
 
 // "?1" (SQLite) or "$1" (PostgreSQL).
 std::string Placeholder(SqlDialect dialect, size_t n);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/thread_name.h"
+#include "store/cost_rollup.h"
 #include "store/schema.h"
 
 namespace stalk {
@@ -667,6 +668,89 @@ Result<bool> SqliteStore::AppendAudit(const std::vector<AuditEntry>& entries) {
     }
   }
   return Exec(db, "COMMIT");
+}
+
+// ------------------------------------------------------------------ silences, cost rollup (schema 4)
+
+Result<bool> SqliteStore::SaveSilence(const SilenceRecord& s) {
+  if (!writer_) return Error{"store is not open"};
+  return Query(writer_->db,
+               "INSERT OR REPLACE INTO silences (" + std::string(kSilenceColumns) + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+               {SqlValue::Text(s.id), SqlValue::Text(s.matchers_json), SqlValue::Double(s.starts_at),
+                SqlValue::Double(s.ends_at), SqlValue::Text(s.created_by), SqlValue::Text(s.comment)},
+               [](const SqlRow&) {});
+}
+
+Result<bool> SqliteStore::DeleteSilence(std::string_view id) {
+  if (!writer_) return Error{"store is not open"};
+  return Query(writer_->db, "DELETE FROM silences WHERE id = ?1", {SqlValue::Text(id)}, [](const SqlRow&) {});
+}
+
+Result<std::vector<SilenceRecord>> SqliteStore::LoadSilences() {
+  std::lock_guard lock(read_mu_);
+  if (!reader_) return Error{"not connected"};
+  std::vector<SilenceRecord> out;
+  auto r = Query(reader_, "SELECT " + std::string(kSilenceColumns) + " FROM silences ORDER BY starts_at, id", {},
+                 [&](const SqlRow& row) {
+                   out.push_back(SilenceRecord{std::string(row.Text(0)), std::string(row.Text(1)), row.Double(2),
+                                               row.Double(3), std::string(row.Text(4)), std::string(row.Text(5))});
+                 });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<bool> SqliteStore::AddCostRollup(const std::vector<FinishedTaskCost>& tasks) {
+  if (!writer_) return Error{"store is not open"};
+  // One writer: every task reported here is new (a failed transaction adds nothing), no dedup needed.
+  std::vector<const FinishedTaskCost*> all;
+  all.reserve(tasks.size());
+  for (const auto& t : tasks) all.push_back(&t);
+  const std::vector<CostRollupRow> rows = AggregateCost(all);
+  sqlite3* db = writer_->db;
+  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r) return r;
+  Stmt st;
+  if (auto r = st.Prepare(db, CostRollupUpsertSql(SqlDialect::kSqlite)); !r) {
+    (void)Exec(db, "ROLLBACK");
+    return r;
+  }
+  for (const CostRollupRow& c : rows) {
+    const SqlValue v[9] = {SqlValue::Double(c.hour),           SqlValue::Text(c.name),    SqlValue::Text(c.queue),
+                           SqlValue::Text(c.worker),           SqlValue::Double(c.worker_seconds),
+                           SqlValue::Int(c.runs),              SqlValue::Int(c.estimated), SqlValue::Double(c.first_at),
+                           SqlValue::Double(c.last_at)};
+    st.Bind(v, 9);
+    if (const int rc = st.Run(); rc != SQLITE_DONE) {
+      Error e = Fail(db, rc, "cost rollup");
+      (void)Exec(db, "ROLLBACK");
+      return e;
+    }
+  }
+  return Exec(db, "COMMIT");
+}
+
+Result<std::vector<CostRollupRow>> SqliteStore::LoadCostRollup(double since) {
+  std::lock_guard lock(read_mu_);
+  if (!reader_) return Error{"not connected"};
+  std::vector<CostRollupRow> out;
+  auto r = Query(reader_, "SELECT " + std::string(kCostRollupColumns) + " FROM cost_hourly WHERE hour > ?1",
+                 {SqlValue::Double(since - 3600)}, [&](const SqlRow& row) {
+                   out.push_back(CostRollupRow{row.Double(0), std::string(row.Text(1)), std::string(row.Text(2)),
+                                               std::string(row.Text(3)), row.Double(4), row.Int(5), row.Int(6),
+                                               row.Double(7), row.Double(8)});
+                 });
+  if (!r) return Error{r.error()};
+  return out;
+}
+
+Result<bool> SqliteStore::DeleteCostRollupBefore(double cutoff, double counted_cutoff) {
+  if (!writer_) return Error{"store is not open"};
+  if (auto r = Query(writer_->db, "DELETE FROM cost_counted WHERE hour + 3600 <= ?1",
+                     {SqlValue::Double(counted_cutoff)}, [](const SqlRow&) {});
+      !r) {
+    return r;
+  }
+  return Query(writer_->db, "DELETE FROM cost_hourly WHERE hour + 3600 <= ?1", {SqlValue::Double(cutoff)},
+               [](const SqlRow&) {});
 }
 
 }  // namespace stalk

@@ -55,4 +55,17 @@ Result<double> ParseDuration(std::string_view text) {
   return v * unit;
 }
 
+// ------------------------------------------------------------------ optional tables (schema version 4)
+
+namespace {
+Error NotSupported(const Store& s) { return Error{std::string(s.backend()) + ": not supported by this store"}; }
+}  // namespace
+
+Result<bool> Store::SaveSilence(const SilenceRecord&) { return NotSupported(*this); }
+Result<bool> Store::DeleteSilence(std::string_view) { return NotSupported(*this); }
+Result<std::vector<SilenceRecord>> Store::LoadSilences() { return NotSupported(*this); }
+Result<bool> Store::AddCostRollup(const std::vector<FinishedTaskCost>&) { return NotSupported(*this); }
+Result<std::vector<CostRollupRow>> Store::LoadCostRollup(double) { return NotSupported(*this); }
+Result<bool> Store::DeleteCostRollupBefore(double, double) { return NotSupported(*this); }
+
 }  // namespace stalk

@@ -59,6 +59,32 @@ struct WriteBatch {
   size_t rows() const { return tasks.size() + transitions.size() + workers.size() + events.size(); }
 };
 
+// A silence of the alert engine (alerts/silences.h), stored so it survives a restart. The store keeps
+// the matchers as the JSON object the API shows; alerts/ parses them.
+struct SilenceRecord {
+  std::string id;
+  std::string matchers_json;
+  double starts_at = 0, ends_at = 0;
+  std::string created_by, comment;
+};
+
+// Worker time of the tasks that finished in one hour, per task name, queue and worker (cost_hourly).
+struct CostRollupRow {
+  double hour = 0;  // start of the hour, epoch seconds (a multiple of 3600)
+  std::string name, queue, worker;
+  double worker_seconds = 0;
+  int64_t runs = 0;
+  int64_t estimated = 0;  // runs without a runtime (seconds from their timestamps)
+  double first_at = 0, last_at = 0;  // earliest and latest finish in the hour
+};
+
+// One finished task's worker time, for the rollup: `row` has runs = 1 and first_at = last_at = its
+// finish. The id lets a shared store count each task once however many instances report it.
+struct FinishedTaskCost {
+  std::string task_id;
+  CostRollupRow row;
+};
+
 // What one retention step deleted; `more` when a limit was reached (call again).
 struct RetentionStep {
   size_t tasks = 0;
@@ -130,6 +156,22 @@ class Store {
   virtual Result<std::vector<AuditEntry>> LoadAudit(size_t limit) = 0;
   // Schema version in the database (schema.h kSchemaVersion once migrated).
   virtual Result<int> SchemaVersion() = 0;
+
+  // ---- silences and the cost rollup (schema version 4). Writes: writer thread (StoreWriter::Submit
+  // and its batch observer); reads: any thread. Backends without them answer an error.
+  // False (the default): the methods below answer an error, and the writer skips the rollup.
+  virtual bool HasRollupTables() const { return false; }
+  virtual Result<bool> SaveSilence(const SilenceRecord& s);  // insert or replace by id
+  virtual Result<bool> DeleteSilence(std::string_view id);
+  virtual Result<std::vector<SilenceRecord>> LoadSilences();
+  // Adds each finished task to its (hour, name, queue, worker) total, in one transaction. PostgreSQL
+  // (shared by instances that all see the same tasks) counts a task id once (cost_counted table).
+  virtual Result<bool> AddCostRollup(const std::vector<FinishedTaskCost>& tasks);
+  // Rows of the hours that end after `since` (the hour holding `since` included).
+  virtual Result<std::vector<CostRollupRow>> LoadCostRollup(double since);
+  // Deletes the hours that ended before `cutoff` (retention; 0: none), and the cost_counted ids of
+  // hours that ended before `counted_cutoff`.
+  virtual Result<bool> DeleteCostRollupBefore(double cutoff, double counted_cutoff);
 };
 
 // True when `url` names a PostgreSQL database rather than a SQLite file.

@@ -39,7 +39,9 @@ std::pair<WriteBatch, WriteBatch> Halves(const WriteBatch& b) {
 double StoreNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 StoreWriter::StoreWriter(StoreWriterOptions options)
-    : options_(std::move(options)), queue_(options_.queue_bytes, options_.batch_rows) {
+    : options_(std::move(options)),
+      queue_(options_.queue_bytes, options_.batch_rows),
+      cost_rollup_(options_.retention_age) {
   scratch_.reserve(4096);
 }
 
@@ -270,6 +272,32 @@ void StoreWriter::WriteAudit(Store& store) {
   stats_.audit_committed.fetch_add(entries.size(), std::memory_order_relaxed);
 }
 
+void StoreWriter::Submit(StoreOp op) {
+  std::lock_guard lock(audit_mu_);
+  if (ops_pending_.size() >= 1000) {
+    ops_pending_.erase(ops_pending_.begin());
+    stats_.errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  ops_pending_.push_back(std::move(op));
+}
+
+void StoreWriter::RunSubmitted(Store& store) {
+  std::vector<StoreOp> ops;
+  {
+    std::lock_guard lock(audit_mu_);
+    ops.swap(ops_pending_);
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (auto r = ops[i](store); !r) {
+      RecordError("a submitted write: " + r.error());
+      std::lock_guard lock(audit_mu_);
+      ops_pending_.insert(ops_pending_.begin(), std::make_move_iterator(ops.begin() + static_cast<long>(i)),
+                          std::make_move_iterator(ops.end()));
+      return;
+    }
+  }
+}
+
 void StoreWriter::Run() {
   auto log = Logger("store");
   const bool retention = options_.retention_age > 0 || options_.max_stored_tasks > 0;
@@ -305,6 +333,7 @@ void StoreWriter::Run() {
       } else if (stop_) {
         if (auto store = this->store()) {
           WriteAudit(*store);  // control actions of the last moments
+          RunSubmitted(*store);
         }
         break;  // everything written
       }
@@ -346,6 +375,7 @@ void StoreWriter::Run() {
         stats_.last_batch_seconds = took;
         stats_.last_commit_at = StoreNow();
         stats_.healthy = true;
+        cost_rollup_.Observe(*store, *pending);
         rows_done_.fetch_add(pending_rows);
         pending.reset();
         queue_.SetReserved(0);
@@ -380,6 +410,7 @@ void StoreWriter::Run() {
     stats_.healthy = store != nullptr;
     if (store) {
       WriteAudit(*store);
+      RunSubmitted(*store);
     }
     if (retention && store && !pending && !stop_ && StoreNow() >= next_retention_) {
       RetentionStep(*store);

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,7 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "state/state_listener.h"
+#include "store/cost_rollup.h"
 #include "store/row_queue.h"
 #include "store/store.h"
 #include "store/store_stats.h"
@@ -76,6 +78,12 @@ class StoreWriter : public StateListener {
   // each loop; kept and retried while the store fails (bounded: the oldest are dropped past 10,000).
   void RecordAudit(const AuditEntry& entry);
 
+  // Runs `op` on the writer thread, after the current batch (any thread may submit): rare writes of
+  // other layers (alert silences) on the writer's connection. A failing op is kept and retried, in
+  // order, after the next batch; past 1,000 waiting ops the oldest is dropped (counted as an error).
+  using StoreOp = std::function<Result<bool>(Store&)>;
+  void Submit(StoreOp op);
+
   // The open store, or null while it could not be opened. Safe from any thread (reads are).
   std::shared_ptr<Store> store() const;
   const StoreStats& stats() const { return stats_; }
@@ -97,6 +105,7 @@ class StoreWriter : public StateListener {
   void WaitFor(double seconds);  // wakes early on Stop
   void UpdateQueueStats();
   void WriteAudit(Store& store);
+  void RunSubmitted(Store& store);
 
   StoreWriterOptions options_;
   StoreStats stats_;
@@ -116,6 +125,10 @@ class StoreWriter : public StateListener {
   double next_retention_ = 0;
   std::mutex audit_mu_;
   std::vector<AuditEntry> audit_pending_;  // guarded by audit_mu_
+  std::vector<StoreOp> ops_pending_;        // guarded by audit_mu_
+  // Writer thread: after each committed batch, adds its finished tasks' worker time to cost_hourly
+  // (nothing extra on the ingest path).
+  CostRollup cost_rollup_;
   std::thread thread_;
 };
 

@@ -183,6 +183,7 @@ void RegisterWebRoutes(Router& r, LiveFeed& feed, const WebOptions& options) {
   r.Get("/queues", PageHandler("pages/queues.html", options));
   r.Get("/alerts", PageHandler("pages/alerts.html", options));
   r.GetPrefix("/task/", PageHandler("pages/task.html", options));
+  r.GetPrefix("/task-type/", PageHandler("pages/task-type.html", options));
   r.GetPrefix("/static/", StaticFile);
   r.Get("/api/stalk/summary",
         [&feed](const HttpRequest&, const std::string&) { return HttpResponse::Json(feed.SummaryJson()); });

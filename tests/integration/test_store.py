@@ -445,6 +445,9 @@ def test_postgres_shared_history(stalk_bin, redis_server, module_tmp, postgres):
         # each migration applied once though two instances started on the database
         assert postgres.psql("history", "SELECT COUNT(*) FROM schema_version") == postgres.psql(
             "history", "SELECT MAX(version) FROM schema_version")
+        # Both instances report every finished task to the cost rollup; each is counted once.
+        wait_for(lambda: postgres.psql("history", "SELECT SUM(runs) FROM cost_hourly") == str(len(ids)), 15,
+                 "the cost rollup to count each task once")
         for s in (a, b):
             st = store_stats(s)
             assert st["ok"] and st["backend"] == "postgresql" and st["errors"] == 0, st

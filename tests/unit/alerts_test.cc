@@ -15,6 +15,7 @@
 
 #include "alerts/alert_config.h"
 #include "alerts/alert_engine.h"
+#include "alerts/alert_groups.h"
 #include "alerts/channel_payloads.h"
 #include "alerts/duration.h"
 #include "alerts/prometheus_rules.h"
@@ -463,6 +464,153 @@ rules:
   const YAML::Node back = YAML::Load(yaml);
   EXPECT_EQ(back["groups"][0]["rules"][2]["expr"].as<std::string>(), PromQlFor(cfg.rules[2]));
   EXPECT_NE(PromQlFor(cfg.rules[2]).find("increase(celery_task_failed_total{name=\"app.x\"}[5m])"), std::string::npos);
+}
+
+// ------------------------------------------------------------------ grouping, result backend, silences
+
+AlertNotice Notice(const std::string& worker, const std::string& status, double at, double wait = 5,
+                   double interval = 10) {
+  AlertNotice n;
+  n.rule = "WorkerOffline";
+  n.severity = "critical";
+  n.status = status;
+  n.labels = {{"alertname", "WorkerOffline"}, {"severity", "critical"}, {"worker", worker}};
+  n.fingerprint = AlertEngine::Fingerprint(n.rule, n.labels);
+  n.summary = "Worker " + worker + " is offline";
+  n.channels = {"slack", "hook"};
+  n.group_wait = wait;
+  n.group_interval = interval;
+  n.at = at;
+  return n;
+}
+
+TEST(AlertGroups, AlertsFiringTogetherGoOutAsOneNotificationPerChannel) {
+  AlertGroups groups;
+  std::vector<AlertGroupNotice> out;
+  auto deliver = [&](AlertGroupNotice g) { out.push_back(std::move(g)); };
+  groups.Add(Notice("w1@h", "firing", 100), 100);
+  groups.FlushDue(102, deliver);
+  EXPECT_TRUE(out.empty()) << "group_wait gathers";
+  groups.Add(Notice("w2@h", "firing", 103), 103);
+  groups.FlushDue(105, deliver);
+  ASSERT_EQ(out.size(), 2u);  // one per channel
+  EXPECT_EQ(out[0].channel, "hook");
+  EXPECT_EQ(out[0].status, "firing");
+  ASSERT_EQ(out[0].alerts.size(), 2u);
+  EXPECT_EQ(out[0].group_labels, (std::map<std::string, std::string>{{"alertname", "WorkerOffline"}}));
+  const std::string slack = SlackPayload(out[1]);
+  EXPECT_NE(slack.find("[FIRING:2] WorkerOffline"), std::string::npos) << slack;
+  EXPECT_NE(slack.find("w1@h"), std::string::npos);
+  EXPECT_NE(slack.find("w2@h"), std::string::npos);
+  const auto hook = nlohmann::json::parse(WebhookPayload(out[0]));
+  EXPECT_EQ(hook["alerts"].size(), 2u);
+  EXPECT_EQ(hook["groupLabels"]["alertname"], "WorkerOffline");
+  EXPECT_EQ(nlohmann::json::parse(AlertmanagerPayload(out[0], "")).size(), 2u);
+  const std::string mail = EmailMessage(out[0], "a@x", {"b@x"}, 105);
+  EXPECT_NE(mail.find("Subject: [FIRING:2] WorkerOffline: Worker w1@h is offline; Worker w2@h is offline"),
+            std::string::npos)
+      << mail;
+
+  // A resolve waits for group_interval after the last notification, and lists the still-firing one.
+  out.clear();
+  groups.Add(Notice("w1@h", "resolved", 106), 106);
+  groups.FlushDue(110, deliver);
+  EXPECT_TRUE(out.empty());
+  groups.FlushDue(115, deliver);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].status, "firing");
+  ASSERT_EQ(out[0].alerts.size(), 2u);
+  EXPECT_EQ(out[0].alerts[0].status, "firing");
+  EXPECT_EQ(out[0].alerts[1].status, "resolved");
+  out.clear();
+  groups.Add(Notice("w2@h", "resolved", 130), 130);
+  groups.FlushDue(130, deliver);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].status, "resolved");
+  ASSERT_EQ(out[0].alerts.size(), 1u);
+  EXPECT_EQ(groups.groups(), 0u) << "an empty group is forgotten";
+}
+
+TEST(AlertGroups, SendResolvedFalseLetsTheAlertGoSilently) {
+  AlertGroups groups;
+  std::vector<AlertGroupNotice> out;
+  auto deliver = [&](AlertGroupNotice g) { out.push_back(std::move(g)); };
+  AlertNotice n = Notice("w1@h", "firing", 100, 0, 0);
+  n.channels = {"hook"};
+  groups.Add(n, 100);
+  groups.FlushDue(100, deliver);
+  ASSERT_EQ(out.size(), 1u);
+  n.status = "resolved";
+  n.send_resolved = false;
+  groups.Add(n, 101);
+  groups.FlushDue(101, deliver);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(groups.groups(), 0u);
+}
+
+TEST(AlertConfig, GroupingDefaultsAndOverrides) {
+  auto cfg = MustParse(std::string(kChannels) +
+                       "group_wait: 10s\ngroup_by: [alertname, queue]\nrules:\n"
+                       "  - {name: A, kind: worker_offline}\n"
+                       "  - {name: B, kind: queue_length, group_by: [queue], group_interval: 1m}\n"
+                       "  - {name: C, kind: result_backend_errors}\n");
+  ASSERT_EQ(cfg.rules.size(), 3u);
+  EXPECT_EQ(cfg.rules[0].group_by, (std::vector<std::string>{"alertname", "queue"}));
+  EXPECT_DOUBLE_EQ(cfg.rules[0].group_wait, 10);
+  EXPECT_EQ(cfg.rules[1].group_by, std::vector<std::string>{"queue"});
+  EXPECT_DOUBLE_EQ(cfg.rules[1].group_interval, 60);
+  EXPECT_EQ(cfg.rules[2].kind, RuleKind::kResultBackendErrors);
+  EXPECT_NE(PrometheusRulesYaml(cfg).find("stalk_result_backend_up == 0"), std::string::npos);
+}
+
+TEST(AlertEngine, ResultBackendErrors) {
+  std::optional<std::string> problem;
+  std::vector<AlertNotice> notices;
+  AlertSources src{nullptr, nullptr, nullptr, [] { return 1000.0; }, nullptr, nullptr, [&] { return problem; }};
+  AlertEngine engine(MustParse(std::string(kChannels) + "rules:\n  - {name: RB, kind: result_backend_errors}\n"), src,
+                     [&](AlertNotice n) { notices.push_back(std::move(n)); });
+  engine.Evaluate(1000);
+  EXPECT_TRUE(notices.empty());
+  problem = "redis://127.0.0.1:1/0: connection refused";
+  engine.Evaluate(1001);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_NE(notices[0].summary.find("connection refused"), std::string::npos);
+  problem.reset();
+  engine.Evaluate(1002);
+  ASSERT_EQ(notices.size(), 2u);
+  EXPECT_EQ(notices[1].status, "resolved");
+}
+
+TEST(AlertEngine, SilencesArePersistedRestoredAndExpired) {
+  std::vector<std::string> saved, removed;
+  std::vector<Silence> kept;
+  {
+    Harness h("rules:\n  - {name: Backlog, kind: queue_length, params: {threshold: 10}}\n");
+    h.engine->SetSilencePersistence(SilencePersistence{[&](const Silence& s) {
+                                                         saved.push_back(s.id);
+                                                         kept.push_back(s);
+                                                       },
+                                                       [&](const std::string& id) { removed.push_back(id); }});
+    auto id = h.engine->AddSilence(R"({"matchers": {"alertname": "Backlog"}, "duration": "1h"})", 1000);
+    ASSERT_TRUE(id.ok());
+    ASSERT_EQ(saved, std::vector<std::string>{*id});
+    EXPECT_EQ(MatchersJson(kept[0]), R"({"alertname":"Backlog"})");
+  }
+  // A new engine (the restart) restores it: same id, still mutes.
+  Harness h("rules:\n  - {name: Backlog, kind: queue_length, params: {threshold: 10}}\n");
+  h.engine->SetSilencePersistence(
+      SilencePersistence{[](const Silence&) {}, [&](const std::string& id) { removed.push_back(id); }});
+  auto matchers = ParseMatchersJson(MatchersJson(kept[0]));
+  ASSERT_TRUE(matchers.ok());
+  h.engine->RestoreSilences({Silence{kept[0].id, *matchers, kept[0].starts_at, kept[0].ends_at, "", ""}});
+  h.queues = {{"celery", 20}};
+  h.engine->Evaluate(1100);
+  EXPECT_TRUE(h.notices.empty());
+  EXPECT_EQ(h.engine->Alerts(1100)[0].silenced_by, kept[0].id);
+  // Expired (an hour past its end): dropped from memory and from the store.
+  h.engine->Evaluate(1000 + 3600 + 3601);
+  EXPECT_EQ(removed, std::vector<std::string>{kept[0].id});
+  EXPECT_FALSE(ParseMatchersJson("[1]").ok());
 }
 
 }  // namespace

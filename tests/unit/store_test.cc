@@ -21,6 +21,7 @@
 #include "state/shared_state.h"
 #include "state/task_json.h"
 #include "state/task_record.h"
+#include "store/cost_rollup.h"
 #include "store/history_loader.h"
 #include "store/postgres_store.h"
 #include "store/row_codec.h"
@@ -829,6 +830,142 @@ TEST(PostgresStoreTest, WriteReadRetentionAndSharedMerge) {
   EXPECT_FALSE(store->LoadTask(b.tasks[9].id)->has_value());
   EXPECT_TRUE(store->LoadTask(b.tasks[10].id)->has_value());
   ASSERT_TRUE(store->DeleteOlderThan(2000, 1000).ok());
+}
+
+// ------------------------------------------------------------------ schema 3: silences, cost rollup
+
+// Silences and the cost rollup through one backend, then reopened (the restart a silence survives).
+void CheckSilencesAndRollup(const std::string& url, const std::string& prefix) {
+  {
+    auto store = MustOpen(url);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->SaveSilence({prefix + "s1", R"({"alertname":"Backlog"})", 100, 200, "ops", "deploy"}).ok());
+    ASSERT_TRUE(store->SaveSilence({prefix + "s2", R"({"queue":"a*"})", 100, 300, "", ""}).ok());
+    ASSERT_TRUE(store->SaveSilence({prefix + "s2", R"({"queue":"b*"})", 100, 400, "", "replaced"}).ok());
+    ASSERT_TRUE(store->DeleteSilence(prefix + "s1").ok());
+    // Two batches add to the same hour: sums, counts, and the span of finishes widen.
+    const double hour = 3600.0 * 1000;
+    auto task = [&](const std::string& id, double h, double seconds, int64_t estimated, double at) {
+      return FinishedTaskCost{prefix + id, {h, prefix + "app.a", "celery", "w1", seconds, 1, estimated, at, at}};
+    };
+    ASSERT_TRUE(store->AddCostRollup({task("t1", hour, 4, 0, hour + 100), task("t2", hour, 6, 0, hour + 200),
+                                      task("t0", hour - 3600, 99, 0, hour - 10)})
+                    .ok());
+    ASSERT_TRUE(store->AddCostRollup({task("t3", hour, 5, 1, hour + 50)}).ok());
+    if (store->backend() == "postgresql") {
+      // Another instance reporting the same tasks adds nothing (shared history).
+      ASSERT_TRUE(store->AddCostRollup({task("t1", hour, 4, 0, hour + 100), task("t3", hour, 5, 1, hour + 50)}).ok());
+    }
+  }
+  auto store = MustOpen(url);
+  ASSERT_TRUE(store);
+  auto silences = store->LoadSilences();
+  ASSERT_TRUE(silences.ok()) << silences.error();
+  std::vector<SilenceRecord> mine;
+  for (auto& s : *silences) {
+    if (s.id.starts_with(prefix)) mine.push_back(s);
+  }
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].matchers_json, R"({"queue":"b*"})");
+  EXPECT_DOUBLE_EQ(mine[0].ends_at, 400);
+  EXPECT_EQ(mine[0].comment, "replaced");
+  const double hour = 3600.0 * 1000;
+  auto rows = store->LoadCostRollup(hour + 60);  // the hour before ended before `since`: not returned
+  ASSERT_TRUE(rows.ok()) << rows.error();
+  std::vector<CostRollupRow> got;
+  for (auto& r : *rows) {
+    if (r.name.starts_with(prefix)) got.push_back(r);
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_DOUBLE_EQ(got[0].worker_seconds, 15);
+  EXPECT_EQ(got[0].runs, 3);
+  EXPECT_EQ(got[0].estimated, 1);
+  EXPECT_DOUBLE_EQ(got[0].first_at, hour + 50);
+  EXPECT_DOUBLE_EQ(got[0].last_at, hour + 200);
+  auto wider = store->LoadCostRollup(hour - 3000);
+  ASSERT_TRUE(wider.ok()) << wider.error();
+  EXPECT_EQ(wider->size() - rows->size(), 1u);
+  ASSERT_TRUE(store->DeleteCostRollupBefore(hour + 1, 0).ok());
+  auto after = store->LoadCostRollup(0);
+  ASSERT_TRUE(after.ok()) << after.error();
+  for (const auto& r : *after) {
+    EXPECT_FALSE(r.name.starts_with(prefix) && r.hour < hour) << "retention keeps an hour that ended";
+  }
+}
+
+TEST(SqliteStoreTest, SilencesAndCostRollupSurviveReopen) {
+  TempDir dir;
+  CheckSilencesAndRollup(dir.File("v3.db"), "");
+}
+
+TEST(PostgresStoreTest, SilencesAndCostRollupSurviveReopen) {
+  const char* url = std::getenv("STALK_TEST_PG_URL");
+  if (!url || !*url) {
+    GTEST_SKIP() << "STALK_TEST_PG_URL not set";
+  }
+  CheckSilencesAndRollup(url, "pg3-" + std::to_string(getpid()) + "-");
+}
+
+TEST(CostRollupTest, CountsEachFinishedTaskOnceFromTheBatch) {
+  WriteBatch b;
+  b.tasks = {Record("a", 7200 + 10), Record("b", 7200 + 20), Record("c", 7200 + 30), Record("d", 7200 + 40, "STARTED")};
+  b.tasks[1].runtime = -1;  // no runtime: started -> finished, estimated
+  b.tasks[2].worker = "w2@lab";
+  b.transitions = {{"a", "SUCCESS", 7210}, {"b", "SUCCESS", 7220}, {"d", "STARTED", 7240}};
+  // "c" is finished but its transition was in an earlier batch: not counted again.
+  const auto tasks = CostRollup::TasksOf(b);
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0].task_id, "a");
+  EXPECT_EQ(tasks[1].task_id, "b");
+  const auto rows = AggregateCost({&tasks[0], &tasks[1]});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_DOUBLE_EQ(rows[0].hour, 7200);
+  EXPECT_EQ(rows[0].name, "app.add");
+  EXPECT_EQ(rows[0].worker, "w1@lab");
+  EXPECT_EQ(rows[0].runs, 2);
+  EXPECT_EQ(rows[0].estimated, 1);
+  EXPECT_NEAR(rows[0].worker_seconds, 0.8, 1e-9);
+  EXPECT_DOUBLE_EQ(rows[0].first_at, 7210);
+  EXPECT_DOUBLE_EQ(rows[0].last_at, 7220);
+}
+
+TEST(CostRollupTest, WindowCountsTheShareOfACutHour) {
+  CostRollupRow r;
+  r.first_at = 100;
+  r.last_at = 200;
+  EXPECT_DOUBLE_EQ(CostRowShare(r, 50), 1);
+  EXPECT_DOUBLE_EQ(CostRowShare(r, 150), 0.5);
+  EXPECT_DOUBLE_EQ(CostRowShare(r, 250), 0);
+  r.first_at = r.last_at = 120;
+  EXPECT_DOUBLE_EQ(CostRowShare(r, 120), 1);
+}
+
+TEST(StoreWriterTest, CostRollupAndSubmittedWritesGoThroughTheWriterThread) {
+  TempDir dir;
+  StoreWriterOptions o;
+  o.config.url = dir.File("w.db");
+  o.flush_interval = 0.01;
+  StoreWriter writer(o);
+  ASSERT_TRUE(writer.Open().ok());
+  writer.Start();
+  writer.Submit([](Store& s) { return s.SaveSilence({"x1", R"({"alertname":"A"})", 1, 2, "", ""}); });
+  SharedState state(StateOptions{});
+  const double now = StoreNow();
+  {
+    auto w = state.Write();
+    w->AddListener(&writer);
+    RunTask(*w, "t1", now, "app.sleep");  // runtime 0.1 s
+  }
+  ASSERT_TRUE(writer.Flush(10));
+  writer.Stop();
+  auto store = MustOpen(o.config.url);
+  auto rows = store->LoadCostRollup(now - 10);
+  ASSERT_TRUE(rows.ok()) << rows.error();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].name, "app.sleep");
+  EXPECT_EQ((*rows)[0].queue, "celery");
+  EXPECT_DOUBLE_EQ((*rows)[0].worker_seconds, 0.1);
+  ASSERT_EQ(store->LoadSilences()->size(), 1u);
 }
 
 }  // namespace
