@@ -7,7 +7,7 @@
 
 namespace stalk {
 
-Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedState& state) {
+Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedState& state, LoadShed* shed) {
   if (!s.persistent || s.db.empty() || s.db == "none") {
     return std::unique_ptr<StoreWriter>();
   }
@@ -24,6 +24,7 @@ Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedSt
   o.store_events = s.store_events;
   o.retention_age = *retention;
   o.max_stored_tasks = static_cast<size_t>(s.max_stored_tasks);
+  o.shed = shed;
   auto writer = std::make_unique<StoreWriter>(o);
   auto log = Logger("store");
   if (auto r = writer->Open(); !r) {

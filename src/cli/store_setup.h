@@ -17,8 +17,9 @@ namespace stalk {
 
 // Null when history is off (--persistent=false, --db '' or none). Errors: invalid options only; a
 // database that cannot be opened is logged and retried in the background (Stalk serves live state
-// meanwhile, /healthcheck says so). Call before ingestion starts; the writer is started.
-Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedState& state);
+// meanwhile, /healthcheck says so). Call before ingestion starts; the writer is started. `shed`:
+// ingestion's load shedding, which may skip --store_events rows first (common/load_shed.h).
+Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, SharedState& state, LoadShed* shed = nullptr);
 
 // Adds the store to the API context. Call after ctx.render_metrics is set (it is wrapped).
 void WireStoreApi(StoreWriter& store, ApiContext& ctx);

@@ -230,6 +230,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sse
 
   void OnWritten(beast::error_code ec) {
     if (ec) {
+      if (ec == beast::error::timeout && hub_) {
+        // The client stopped reading: as slow as one over the unsent bound, and counted the same way.
+        static RateLimiter limiter;
+        if (limiter.Allow()) {
+          Logger("http")->warn("dropping an event-stream client whose write stalled for {} s",
+                               options_.stream_write_timeout_seconds);
+        }
+        hub_->CountDroppedSlow();
+      }
       Close();
       return;
     }
