@@ -182,6 +182,7 @@ def main():
     ap.add_argument("--max_slope", type=float, default=8.0, help="MiB/min after warm-up (with --check)")
     ap.add_argument("--max_p99_ms", type=float, default=1000.0, help="API p99 per minute (with --check)")
     a = ap.parse_args()
+    a.stalk, a.publisher = os.path.abspath(a.stalk), os.path.abspath(a.publisher)  # the children run in a temp dir
     duration = a.minutes * 60
     warmup = a.warmup if a.warmup is not None else min(300.0, duration / 4)
 
