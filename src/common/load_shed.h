@@ -40,9 +40,7 @@ class LoadShed {
   static constexpr std::array<uint32_t, 2> kStartPermille{250, 500};
 
   // True while `stage` is in force.
-  bool Sheds(ShedStage stage) const {
-    return level_.load(std::memory_order_relaxed) > static_cast<uint8_t>(stage);
-  }
+  bool Sheds(ShedStage stage) const { return level_.load(std::memory_order_relaxed) > static_cast<uint8_t>(stage); }
   void Count(ShedStage stage, uint64_t n = 1) {
     shed_[static_cast<size_t>(stage)].fetch_add(n, std::memory_order_relaxed);
   }

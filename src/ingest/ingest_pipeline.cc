@@ -94,11 +94,11 @@ void IngestPipeline::NoteShedLevel() {
   const bool rose = level > shed_level_seen_;
   shed_level_seen_ = level;
   if (rose && shed_log_.Allow()) {
-    Logger("ingest")->warn("the state writer is falling behind (ingest queue {} of {} MiB): shedding {}{}; "
-                           "counted in stalk_shed_total, logged at most once a minute",
-                           stats_.queue_bytes.load(std::memory_order_relaxed) >> 20, queue_.max_bytes() >> 20,
-                           ShedStageName(ShedStage::kStoreEvents),
-                           level >= 2 ? " and custom events" : "");
+    Logger("ingest")->warn(
+        "the state writer is falling behind (ingest queue {} of {} MiB): shedding {}{}; "
+        "counted in stalk_shed_total, logged at most once a minute",
+        stats_.queue_bytes.load(std::memory_order_relaxed) >> 20, queue_.max_bytes() >> 20,
+        ShedStageName(ShedStage::kStoreEvents), level >= 2 ? " and custom events" : "");
   } else if (!rose && level == 0 && caught_up_log_.Allow()) {
     Logger("ingest")->info("the state writer caught up: load shedding ended");
   }
