@@ -517,7 +517,8 @@ def test_rabbitmq_killed_during_a_burst(stalk_bin, module_tmp):
         # Nothing that Stalk had is lost or regressed.
         for tid in done_before:
             assert stalk.task(tid)["state"] == "SUCCESS", tid
-        # Tasks still queued (durable queue, persistent messages) run after the restart and converge.
+        # Tasks the restarted broker still holds run and converge; how many depends on what the SIGKILLed
+        # broker had on disk (Celery publishes without confirms), so it is reported, not asserted.
         known = stalk.tasks()
         final = {tid: known.get(tid, {}).get("state") for tid in burst}
         converged = sum(1 for v in final.values() if v == "SUCCESS")
