@@ -218,7 +218,7 @@ int RunServe(ServeSettings s) {
   LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
   state.Write()->AddListener(&live_feed);
   // Durable history (store/): opened here; restored once the API serves, before ingestion applies.
-  auto store = SetUpStore(s);
+  auto store = SetUpStore(s, &stats.shed);
   if (!store) {
     log->error("{}", store.error());
     return 2;
@@ -227,6 +227,9 @@ int RunServe(ServeSettings s) {
   IngestQueue queue(static_cast<size_t>(std::max(1, s.ingest_queue_mb)) << 20, stats);
   PipelineOptions po;
   po.max_message_bytes = static_cast<size_t>(std::max(1024, s.max_event_bytes));
+  if (const char* delay = std::getenv("STALK_TEST_WRITER_DELAY_US")) {  // fault tests only (test_faults.py)
+    po.test_writer_delay_us = std::atoi(delay);
+  }
   IngestPipeline pipeline(state, queue, stats, po);
 
   std::unique_ptr<CaptureWriter> capture;
@@ -390,10 +393,12 @@ int RunServe(ServeSettings s) {
     WireStoreApi(**store, ctx);
   }
   ctx.task_extra_fields = [&custom_events](const std::string& id) { return custom_events.TaskJsonFields(id); };
-  ctx.render_metrics = [&custom_api, &metric_rules, &control, inner = std::move(ctx.render_metrics)](bool openmetrics) {
+  ctx.render_metrics = [&custom_api, &metric_rules, &control, &live_feed,
+                        inner = std::move(ctx.render_metrics)](bool openmetrics) {
     std::string text = inner(openmetrics);
     AppendCustomMetrics(custom_api, openmetrics, text);
     metric_rules.Append(openmetrics, text);
+    live_feed.AppendMetrics(openmetrics, text);
     if (const RedisResultBackend* backend = control.result_backend()) {
       std::string extra;
       backend->RenderMetrics(openmetrics, extra);
@@ -457,6 +462,7 @@ int RunServe(ServeSettings s) {
   ho.address = s.address;
   ho.port = s.port;
   ho.threads = std::max(1, s.http_threads);
+  ho.stream_write_timeout_seconds = std::max(1, s.stream_write_timeout);
   ho.url_prefix = s.url_prefix;
   ho.certfile = s.certfile;
   ho.keyfile = s.keyfile;

@@ -109,6 +109,7 @@ const std::vector<SettingDef>& Defs() {
       STALK_SETTING(max_event_bytes, "Largest broker message decoded; larger ones are rejected and counted"),
       STALK_SETTING(ingest_queue_mb, "Memory bound of the queue between broker reader and state writer"),
       STALK_SETTING(http_threads, "HTTP server threads"),
+      STALK_SETTING(stream_write_timeout, "Seconds a write to a live-event (SSE) client may stall before it is dropped as too slow (counted)"),
       STALK_SETTING(queue_poll_interval, "Seconds between queue-length polls for /metrics"),
       STALK_SETTING(metrics_compat, "Metric name sets to export: flower, celery-exporter (comma-separated; '' for Stalk's own only)"),
       STALK_SETTING(task_runtime_metric_buckets, "Runtime histogram buckets in seconds, comma-separated (default: Flower's)"),

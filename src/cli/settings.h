@@ -39,6 +39,7 @@ struct ServeSettings {
   int max_event_bytes = 64 << 20;
   int ingest_queue_mb = 256;
   int http_threads = 2;
+  int stream_write_timeout = 30;  // seconds a write to a live-event (SSE) client may stall
   double queue_poll_interval = 5;
   std::string metrics_compat = "flower,celery-exporter";
   std::string task_runtime_metric_buckets;

@@ -7,7 +7,7 @@
 
 namespace stalk {
 
-Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s) {
+Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, LoadShed* shed) {
   if (!s.persistent || s.db.empty() || s.db == "none") {
     return std::unique_ptr<StoreWriter>();
   }
@@ -24,6 +24,7 @@ Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s) {
   o.store_events = s.store_events;
   o.retention_age = *retention;
   o.max_stored_tasks = static_cast<size_t>(s.max_stored_tasks);
+  o.shed = shed;
   auto writer = std::make_unique<StoreWriter>(o);
   if (auto r = writer->Open(); !r) {
     Logger("store")->error("history store unavailable, serving live state only and retrying: {}", r.error());

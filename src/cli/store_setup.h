@@ -18,8 +18,9 @@ namespace stalk {
 
 // Null when history is off (--persistent=false, --db '' or none). Errors: invalid options only; a
 // database that cannot be opened is logged and retried in the background (Stalk serves live state
-// meanwhile, /healthcheck says so). Opens the store only: see RestoreAndStartStore.
-Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s);
+// meanwhile, /healthcheck says so). Opens the store only: see RestoreAndStartStore. `shed`: ingestion's
+// load shedding, which may skip --store_events rows first (common/load_shed.h).
+Result<std::unique_ptr<StoreWriter>> SetUpStore(const ServeSettings& s, LoadShed* shed = nullptr);
 
 // Loads the most recent --max_tasks tasks and the workers into the state (stats().restoring is set
 // meanwhile), then registers the writer as a state listener and starts it. Call once the API serves

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/load_shed.h"
+
 namespace stalk {
 
 constexpr size_t kRejectReasonSlots = 8;  // >= RejectReason::kCount (protocol/reject_reason.h)
@@ -19,11 +21,13 @@ struct IngestStats {
   std::atomic<uint64_t> events_ingested{0};     // events applied to the state
   std::array<std::atomic<uint64_t>, kRejectReasonSlots> rejected{};  // by RejectReason
   std::atomic<uint64_t> queue_dropped{0};       // messages dropped because the ingest queue was full
+  LoadShed shed;                                // what is given up while the writer falls behind
   std::atomic<uint64_t> queue_bytes{0};         // bytes waiting between reader and writer
   std::atomic<uint64_t> queue_high_water_bytes{0};
   std::atomic<bool> broker_connected{false};
   std::atomic<uint64_t> reconnects{0};          // successful connections after the first
   std::atomic<uint64_t> connection_failures{0};
+  std::atomic<uint64_t> partial_messages_discarded{0};  // connections lost mid-message (the rest discarded)
   std::atomic<double> last_connected_at{0};
   std::atomic<double> last_disconnected_at{0};
   std::atomic<double> last_event_at{0};         // receiver clock of the last applied event

@@ -218,8 +218,12 @@ HttpResponse Healthcheck(const ApiContext& ctx) {
       return HttpResponse::Text("OK (" + *note + ")");
     }
     std::string notes;
+    if (const uint8_t level = ctx.ingest->shed.level(); level > 0) {
+      notes = level >= 2 ? "ingest falling behind: shedding store_events, custom_events"
+                         : "ingest falling behind: shedding store_events";
+    }
     if (auto problem = ctx.store_problem ? ctx.store_problem() : std::nullopt) {
-      notes = "store degraded: " + *problem;
+      notes += (notes.empty() ? "" : "; ") + ("store degraded: " + *problem);
     }
     if (auto problem = ctx.result_backend_problem ? ctx.result_backend_problem() : std::nullopt) {
       notes += (notes.empty() ? "" : "; ") + ("result backend failing: " + *problem);
@@ -251,6 +255,7 @@ HttpResponse Stats(const ApiContext& ctx) {
   };
   num("reconnects", in.reconnects.load());
   num("connection_failures", in.connection_failures.load());
+  num("partial_messages_discarded", in.partial_messages_discarded.load());
   num("messages_received", in.messages_received.load());
   num("bytes_received", in.bytes_received.load());
   num("messages_decoded", in.messages_decoded.load());
@@ -258,6 +263,13 @@ HttpResponse Stats(const ApiContext& ctx) {
   num("queue_dropped", in.queue_dropped.load());
   num("queue_bytes", in.queue_bytes.load());
   num("queue_high_water_bytes", in.queue_high_water_bytes.load());
+  num("shed_level", in.shed.level());
+  w.Key("shed");  // by stage, in shedding order (common/load_shed.h)
+  w.BeginObject();
+  num(ShedStageName(ShedStage::kStoreEvents), in.shed.count(ShedStage::kStoreEvents));
+  num(ShedStageName(ShedStage::kCustomEvents), in.shed.count(ShedStage::kCustomEvents));
+  num(ShedStageName(ShedStage::kQueueFull), in.queue_dropped.load());
+  w.EndObject();
   w.Field("ingest_lag_seconds", in.ingest_lag_seconds.load());
   w.Key("rejected");
   w.BeginObject();

@@ -181,11 +181,30 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sse
   void WatchForClose() {
     stream_.async_read_some(asio::buffer(discard_), [self = this->shared_from_this()](beast::error_code ec, size_t) {
       if (ec) {
+        // The only deadline on a stream is the write's: a timeout here means a write stalled (the
+        // stream's timer cancels this read first).
+        if (ec == beast::error::timeout) {
+          self->DropStalledStream();
+        }
         self->Close();
       } else {
         self->WatchForClose();
       }
     });
+  }
+
+  // A write that stalled past stream_write_timeout_seconds: the client stopped reading. As slow as one
+  // over the unsent bound, and counted the same way (once: the caller closes the stream next).
+  void DropStalledStream() {
+    if (closed_ || !hub_) {
+      return;
+    }
+    static RateLimiter limiter;
+    if (limiter.Allow()) {
+      Logger("http")->warn("dropping an event-stream client whose write stalled for {} s",
+                           options_.stream_write_timeout_seconds);
+    }
+    hub_->CountDroppedSlow();
   }
 
   void Enqueue(std::shared_ptr<const std::string> data, bool raw) {
@@ -230,6 +249,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sse
 
   void OnWritten(beast::error_code ec) {
     if (ec) {
+      if (ec == beast::error::timeout) {
+        DropStalledStream();
+      }
       Close();
       return;
     }

@@ -51,11 +51,18 @@ size_t IngestPipeline::ApplyBatch(const std::vector<RawMessage>& batch) {
     return 0;
   }
   size_t applied = 0;
+  size_t shed = 0;
   double last_ts = 0;
+  // Read once per batch: a batch is a fraction of a millisecond of work.
+  const bool shed_custom = stats_.shed.Sheds(ShedStage::kCustomEvents);
   auto w = state_.Write();
   ClusterState& st = *w;
   for (const RawMessage& m : batch) {
     auto sink = [&](const Event& ev) {
+      if (shed_custom && ev.kind == EventKind::kOther) {
+        ++shed;
+        return;
+      }
       st.Apply(ev, m.received_at);
       if (ev.has_timestamp) {
         last_ts = ev.timestamp;
@@ -69,6 +76,9 @@ size_t IngestPipeline::ApplyBatch(const std::vector<RawMessage>& batch) {
       decoder_.DecodeKombuEnvelope(m.payload, sink, reject);
     }
   }
+  if (shed > 0) {
+    stats_.shed.Count(ShedStage::kCustomEvents, shed);
+  }
   stats_.messages_decoded.fetch_add(batch.size(), std::memory_order_relaxed);
   stats_.events_ingested.fetch_add(applied, std::memory_order_relaxed);
   if (applied > 0) {
@@ -79,6 +89,24 @@ size_t IngestPipeline::ApplyBatch(const std::vector<RawMessage>& batch) {
     }
   }
   return applied;
+}
+
+void IngestPipeline::NoteShedLevel() {
+  const uint8_t level = stats_.shed.level();
+  if (level == shed_level_seen_) {
+    return;
+  }
+  const bool rose = level > shed_level_seen_;
+  shed_level_seen_ = level;
+  if (rose && shed_log_.Allow()) {
+    Logger("ingest")->warn(
+        "the state writer is falling behind (ingest queue {} of {} MiB): shedding {}{}; "
+        "counted in stalk_shed_total, logged at most once a minute",
+        stats_.queue_bytes.load(std::memory_order_relaxed) >> 20, queue_.max_bytes() >> 20,
+        ShedStageName(ShedStage::kStoreEvents), level >= 2 ? " and custom events" : "");
+  } else if (!rose && level == 0 && caught_up_log_.Allow()) {
+    Logger("ingest")->info("the state writer caught up: load shedding ended");
+  }
 }
 
 void IngestPipeline::Run() {
@@ -97,6 +125,10 @@ void IngestPipeline::Run() {
   for (;;) {
     const bool more = queue_.PopBatch(batch, options_.batch_max, 200);
     ApplyBatch(batch);
+    NoteShedLevel();
+    if (options_.test_writer_delay_us > 0 && !batch.empty()) {
+      std::this_thread::sleep_for(std::chrono::microseconds(options_.test_writer_delay_us));
+    }
     const double now = WallNow();
     if (now >= next_tick) {
       auto w = state_.Write();

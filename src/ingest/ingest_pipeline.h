@@ -2,7 +2,8 @@
 // IngestPipeline: the single writer of the state. Its thread pops batches of raw messages from the
 // IngestQueue, decodes them and applies the events under one write-lock hold per batch (bounded, so
 // readers wait at most one batch), and ticks worker liveness once a second. Bad messages are counted
-// by reason in IngestStats and logged at most once a minute per reason.
+// by reason in IngestStats and logged at most once a minute per reason. While the queue is filling
+// (IngestStats::shed, common/load_shed.h), application events are decoded but not applied, and counted.
 #pragma once
 
 #include <array>
@@ -35,6 +36,10 @@ struct PipelineOptions {
   // CPU, so this costs the writer little. Scheduling groups (autogroup, cgroups) give Stalk its share
   // as a whole; this only orders the threads within it.
   int writer_nice = 5;
+  // TEST ONLY: the writer sleeps this long after every batch, to make it artificially slow so the
+  // fault tests can fill the ingest queue and watch load shedding (set from the environment variable
+  // STALK_TEST_WRITER_DELAY_US by `stalk serve`; 0 in production).
+  int test_writer_delay_us = 0;
 };
 
 class IngestPipeline {
@@ -50,6 +55,8 @@ class IngestPipeline {
  private:
   void Run();
   void Reject(RejectReason why, std::string_view detail);
+  // Logs when the shedding level changed since the last call (at most once a minute while it rises).
+  void NoteShedLevel();
 
   SharedState& state_;
   IngestQueue& queue_;
@@ -57,6 +64,9 @@ class IngestPipeline {
   PipelineOptions options_;
   EventDecoder decoder_;
   std::array<RateLimiter, kRejectReasonSlots> reject_log_;
+  RateLimiter shed_log_{std::chrono::seconds(60)};
+  RateLimiter caught_up_log_{std::chrono::seconds(60)};
+  uint8_t shed_level_seen_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -11,10 +11,11 @@ bool IngestQueue::Push(RawMessage&& m) {
   {
     std::lock_guard lock(mu_);
     if (closed_ || bytes_ + size > max_bytes_) {
-      stats_.queue_dropped.fetch_add(1, std::memory_order_relaxed);
+      stats_.queue_dropped.fetch_add(1, std::memory_order_relaxed);  // shed stage queue_full
       return false;
     }
     bytes_ += size;
+    stats_.shed.Update(bytes_, max_bytes_);
     was_empty = q_.empty();
     q_.push_back(std::move(m));
     stats_.queue_bytes.store(bytes_, std::memory_order_relaxed);
@@ -38,6 +39,7 @@ bool IngestQueue::PopBatch(std::vector<RawMessage>& out, size_t max, int timeout
     out.push_back(std::move(q_.front()));
     q_.pop_front();
   }
+  stats_.shed.Update(bytes_, max_bytes_);
   stats_.queue_bytes.store(bytes_, std::memory_order_relaxed);
   return !(closed_ && q_.empty() && out.empty());
 }

@@ -2,7 +2,8 @@
 // IngestQueue: the bounded hand-off between a transport's reader thread and the ingest writer.
 // Bounded by bytes, not count, since one message may be a 24-event list or a 5 MB payload. When full,
 // Push drops and counts rather than blocking: a blocked reader would make Redis cut the subscriber and
-// lose far more. The bound (default 256 MiB) is sized to absorb multi-second writer stalls at
+// lose far more. Its fill sets IngestStats::shed, the stages of work shed before it is full
+// (common/load_shed.h). The bound (default 256 MiB) is sized to absorb multi-second writer stalls at
 // 200k events/s.
 #pragma once
 
@@ -34,6 +35,7 @@ class IngestQueue {
   // Returns false once closed and drained.
   bool PopBatch(std::vector<RawMessage>& out, size_t max, int timeout_ms);
   void Close();
+  size_t max_bytes() const { return max_bytes_; }
 
  private:
   const size_t max_bytes_;

@@ -81,6 +81,10 @@ void Metrics::RenderStalk(ExpositionWriter& w, SlicedReadLock& lock, const Inges
   w.Family("stalk_broker_reconnects", MetricType::kCounter, "Successful broker connections after the first.");
   w.Open();
   w.Close(Load(ingest.reconnects));
+  w.Family("stalk_broker_partial_messages_discarded", MetricType::kCounter,
+           "Broker connections lost in the middle of a message; the partial message was discarded.");
+  w.Open();
+  w.Close(Load(ingest.partial_messages_discarded));
   w.Family("stalk_ingest_lag_seconds", MetricType::kGauge,
            "Receive time minus event timestamp of the last applied event.");
   w.Open();
@@ -91,6 +95,19 @@ void Metrics::RenderStalk(ExpositionWriter& w, SlicedReadLock& lock, const Inges
   w.Family("stalk_ingest_dropped", MetricType::kCounter, "Messages dropped because the ingest queue was full.");
   w.Open();
   w.Close(Load(ingest.queue_dropped));
+  w.Family("stalk_shed", MetricType::kCounter,
+           "Work given up while the state writer fell behind, by stage in shedding order (README \"Failure modes\"): "
+           "store_events rows, custom (application) events, then whole messages when the ingest queue is full.");
+  for (size_t i = 0; i < static_cast<size_t>(ShedStage::kCount); ++i) {
+    const auto stage = static_cast<ShedStage>(i);
+    w.Open();
+    w.Label("stage", ShedStageName(stage));
+    w.Close(stage == ShedStage::kQueueFull ? Load(ingest.queue_dropped) : ingest.shed.count(stage));
+  }
+  w.Family("stalk_shed_level", MetricType::kGauge,
+           "Shedding stages in force now: 0 none, 1 store_events, 2 store_events and custom_events.");
+  w.Open();
+  w.Close(uint64_t{ingest.shed.level()});
 
   w.Family("stalk_tasks_tracked", MetricType::kGauge, "Tasks held in memory.");
   w.Open();

@@ -118,6 +118,19 @@ void StoreWriter::Push() {
   }
 }
 
+void StoreWriter::PushEventRow(const Event& ev) {
+  if (!options_.store_events) {
+    return;
+  }
+  if (options_.shed && options_.shed->Sheds(ShedStage::kStoreEvents)) {
+    options_.shed->Count(ShedStage::kStoreEvents);  // the first thing given up when ingestion lags
+    return;
+  }
+  scratch_.clear();
+  EncodeEventRow(ev, StoreNow(), scratch_);
+  Push();
+}
+
 void StoreWriter::OnTaskEvent(const ClusterState& state, const Task& task, const Event& ev, TaskState previous) {
   // A state the task took: any change, and the first PENDING from task-sent.
   const bool transition = task.state != previous ||
@@ -125,22 +138,14 @@ void StoreWriter::OnTaskEvent(const ClusterState& state, const Task& task, const
   scratch_.clear();
   EncodeTaskRow(state, task, transition, scratch_);
   Push();
-  if (options_.store_events) {
-    scratch_.clear();
-    EncodeEventRow(ev, StoreNow(), scratch_);
-    Push();
-  }
+  PushEventRow(ev);
 }
 
 void StoreWriter::OnWorkerEvent(const ClusterState& /*state*/, const Worker& worker, const Event& ev) {
   scratch_.clear();
   EncodeWorkerRow(worker, scratch_);
   Push();
-  if (options_.store_events) {
-    scratch_.clear();
-    EncodeEventRow(ev, StoreNow(), scratch_);
-    Push();
-  }
+  PushEventRow(ev);
 }
 
 void StoreWriter::OnWorkerOffline(const ClusterState& state, const Worker& worker, size_t lost) {

@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "common/load_shed.h"
 #include "common/log.h"
 #include "common/result.h"
 #include "state/state_listener.h"
@@ -52,6 +53,9 @@ struct StoreWriterOptions {
   double retry_initial = 0.2;  // seconds, doubled after each failure ...
   double retry_max = 5;        // ... up to this
   double stop_timeout = 10;    // Stop() gives up writing the rest after this long when the database fails
+  // Ingestion's load shedding (common/load_shed.h): while stage store_events is in force, event rows
+  // are skipped and counted there. Null: never shed (tests, benchmarks).
+  LoadShed* shed = nullptr;
 };
 
 class StoreWriter : public StateListener {
@@ -98,6 +102,7 @@ class StoreWriter : public StateListener {
  private:
   void Run();
   void Push();  // scratch_ -> queue, counting a drop when full
+  void PushEventRow(const Event& ev);  // --store_events: one row per event, unless shed
   // Writes the batch; on a data error splits it to isolate the refused rows. Returns rows rejected.
   Result<size_t> WriteWithSplit(Store& store, const WriteBatch& batch);
   void RetentionStep(Store& store);

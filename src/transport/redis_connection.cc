@@ -113,6 +113,9 @@ void RedisConnection::Close() {
   if (fd >= 0) {
     ::close(fd);
   }
+  if (in_end_ > in_begin_ || (reader_ && !ParserIdle())) {
+    discarded_partial_ = true;
+  }
   if (reader_) {
     redisReaderFree(reader_);
     reader_ = nullptr;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/function_ref.h"
@@ -40,7 +41,11 @@ class RedisConnection {
   // Connects and authenticates (AUTH, then SELECT db when select_db). Error text never has the password.
   Result<bool> Connect(const BrokerUrl& url, int timeout_ms, bool select_db);
   bool connected() const { return fd_ >= 0; }
+  // Closes the socket. Bytes received but not yet parsed into a whole reply (a message cut off by
+  // the connection's end) are discarded; TakeDiscardedPartial() tells whether that happened.
   void Close();
+  // True once per close that discarded part of a reply (then resets).
+  bool TakeDiscardedPartial() { return std::exchange(discarded_partial_, false); }
   // Wakes a blocked ReadReply from another thread; the connection is closed afterwards.
   void Interrupt();
 
@@ -82,6 +87,7 @@ class RedisConnection {
   size_t in_capacity_ = 0;
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
+  bool discarded_partial_ = false;
 };
 
 }  // namespace stalk

@@ -111,6 +111,10 @@ void RedisEventSource::Session() {
     if (!r) {
       if (!stop_) {
         log->warn("lost connection to {}: {}", url_.Redacted(), r.error());
+        if (conn_.TakeDiscardedPartial()) {
+          // A message cut off mid-frame: never handed on half-read; its bytes go with the connection.
+          stats_.partial_messages_discarded.fetch_add(1, std::memory_order_relaxed);
+        }
       }
       return;
     }

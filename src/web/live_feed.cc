@@ -1,6 +1,8 @@
 // Stalk — Celery monitoring server.
 #include "web/live_feed.h"
 
+#include "metrics/exposition_writer.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -148,6 +150,22 @@ std::string LiveFeed::SummaryJson() {
   w.EndObject();
   w.EndObject();
   return w.Take();
+}
+
+void LiveFeed::AppendMetrics(bool openmetrics, std::string& exposition) const {
+  ExpositionWriter w(openmetrics, 1024);
+  w.Family("stalk_sse_streams_open", MetricType::kGauge, "Live-event streams (/api/events/stream) open now.");
+  w.Open();
+  w.Close(uint64_t{hub_.open_streams()});
+  w.Family("stalk_sse_streams_opened", MetricType::kCounter, "Live-event streams opened since start.");
+  w.Open();
+  w.Close(hub_.streams_opened());
+  w.Family("stalk_sse_dropped_slow", MetricType::kCounter,
+           "Live-event streams closed because the client did not read (unsent bytes over the bound, or a write "
+           "stalled past --stream_write_timeout).");
+  w.Open();
+  w.Close(hub_.dropped_slow());
+  w.AppendTo(exposition);
 }
 
 }  // namespace stalk

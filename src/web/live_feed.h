@@ -56,6 +56,9 @@ class LiveFeed : public StateListener {
   std::string SummaryJson();
 
   SseHub& hub() { return hub_; }
+  // Adds the live streams' families to a rendered exposition: stalk_sse_streams_open,
+  // stalk_sse_streams_opened_total, stalk_sse_dropped_slow_total (README "Failure modes").
+  void AppendMetrics(bool openmetrics, std::string& exposition) const;
 
  private:
   // The shared counts pass (caller holds the read lock): fresh unless the last pass is younger
