@@ -4,6 +4,9 @@
                                   same tasks, states and results; workers back; with a small
                                   --max_tasks the older tasks are still served by /api/task/info
                                   and found by /api/stalk/history
+  test_restart_100k_tasks         100k tasks streamed through a real Redis (received, then succeeded or
+                                  failed), SIGTERM, start again: /api/tasks gives the same tasks,
+                                  states, results and order
   test_events_during_restore      300k stored tasks: stalk serves and receives while it restores them;
                                   events published meanwhile are applied after the restore (a live
                                   task-succeeded beats the restored STARTED record) and none is lost
@@ -138,6 +141,48 @@ def test_restart_keeps_tasks(stalk_bin, redis_server, module_tmp, start_worker, 
         c.get_json("/api/stalk/history?before=yesterday", expect=400)
     finally:
         c.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# 100k tasks from a real Redis stream, across a restart
+# --------------------------------------------------------------------------------------------
+
+def test_restart_100k_tasks(stalk_bin, redis_server, module_tmp):
+    db = module_tmp / "restart-100k" / "history.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    total = 100_000
+    a = start_stalk(stalk_bin, redis_server, module_tmp / "restart-100k-a", "--db", db, "--max_tasks", "200000")
+    try:
+        client = redis_server.client()
+        ids = [str(uuid.uuid4()) for _ in range(total)]
+        publish_tasks(client, ids, per_message=100)
+        for i in range(0, total, 100):  # every 7th task fails, the others succeed
+            done = [task_event("task-failed", tid, hostname="burst@stalktest", exception="ValueError('x')",
+                               traceback="Traceback ...") if (i + j) % 7 == 0 else
+                    task_event("task-succeeded", tid, hostname="burst@stalktest", result=repr(i + j), runtime=0.01)
+                    for j, tid in enumerate(ids[i:i + 100])]
+            client.publish(TASK_MULTI, kombu_envelope(done, hostname="burst@stalktest"))
+        wait_until(lambda: a.get_json("/api/stalk/summary"),
+                   lambda sm: sum(sm["tasks"]["by_state"].get(k, 0) for k in ("SUCCESS", "FAILURE")) >= total, 120,
+                   "stalk to apply 100k finished tasks")
+        before = a.get_json("/api/tasks?limit=0")
+        assert len(before) == total
+    finally:
+        a.stop()  # SIGTERM: the writer flushes what is queued
+    assert a.proc.returncode() == 0, tail(a.proc.log)
+    assert int(sqlite(db, "SELECT COUNT(*) FROM tasks")) == total
+
+    b = start_stalk(stalk_bin, redis_server, module_tmp / "restart-100k-b", "--db", db, "--max_tasks", "200000")
+    try:
+        after = b.get_json("/api/tasks?limit=0")
+        assert list(after) == list(before), "the same tasks in the same order"
+        keys = ("name", "state", "result", "exception", "worker", "received", "succeeded", "failed", "runtime")
+        diff = [tid for tid in before if any(after[tid][k] != before[tid][k] for k in keys)]
+        assert not diff, f"{len(diff)} tasks differ after the restart, e.g. {before[diff[0]]} vs {after[diff[0]]}"
+        assert sum(1 for t in after.values() if t["state"] == "FAILURE") == len(range(0, total, 7))
+        print(f"restored {store_stats(b)['restored_tasks']} tasks in {store_stats(b)['restore_seconds']:.2f} s")
+    finally:
+        b.stop()
 
 
 # --------------------------------------------------------------------------------------------
