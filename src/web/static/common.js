@@ -160,6 +160,15 @@ const Stalk = (() => {
     box.hidden = !message;
   }
 
+  // The outcome of a control action, as text, in the page's #control-result box.
+  function showControlResult(ok, text) {
+    const box = document.getElementById('control-result');
+    box.hidden = false;
+    box.classList.toggle('ok', ok);
+    box.classList.toggle('failed', !ok);
+    box.textContent = text;
+  }
+
   // ---- live feed: one EventSource per page, shared by every subscriber --------------------------
   const subscribers = [];
   let source = null;
@@ -226,6 +235,7 @@ const Stalk = (() => {
 
   return {
     TASK_STATES, api, post, whoami, canOperate, confirmAction, el, fmtTime, fmtDuration, fmtAgo, fmtNumber,
-    stateBadge, taskHref, workerHref, taskLink, workerLink, pathParam, showError, onLive, throttle,
+    stateBadge, taskHref, workerHref, taskLink, workerLink, pathParam, showError, showControlResult, onLive,
+    throttle,
   };
 })();

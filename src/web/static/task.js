@@ -5,7 +5,7 @@
 'use strict';
 
 (() => {
-  const {el, api, post, canOperate, confirmAction, fmtTime, fmtDuration, onLive, showError, throttle, pathParam, taskLink, workerLink, stateBadge} = Stalk;
+  const {el, api, post, canOperate, confirmAction, fmtTime, fmtDuration, onLive, showError, showControlResult, throttle, pathParam, taskLink, workerLink, stateBadge} = Stalk;
   const $ = (id) => document.getElementById(id);
   const id = pathParam('task');
   $('task-uuid').textContent = id;
@@ -94,13 +94,6 @@
   }
 
   // ---- revoke / terminate -------------------------------------------------------------------------
-  function showResult(ok, text) {
-    const box = $('control-result');
-    box.hidden = false;
-    box.classList.toggle('ok', ok);
-    box.classList.toggle('failed', !ok);
-    box.textContent = text;
-  }
 
   async function revoke(terminate) {
     const signal = $('c-signal').value;
@@ -110,17 +103,17 @@
                   : 'Workers discard it if it has not started yet; a running task keeps running.',
         label);
     if (!ok) {
-      showResult(true, label + ': cancelled');
+      showControlResult(true, label + ': cancelled');
       return;
     }
-    showResult(true, label + ': sending…');
+    showControlResult(true, label + ': sending…');
     try {
       const params = terminate ? {terminate: 'true', signal} : {};
       const reply = await post('api/task/revoke/' + encodeURIComponent(id), params);
-      showResult(true, `${label}: ${(reply && reply.message) || JSON.stringify(reply)}`);
+      showControlResult(true, `${label}: ${(reply && reply.message) || JSON.stringify(reply)}`);
       refreshSoon();
     } catch (e) {
-      showResult(false, `${label} failed (${e.status || 'network'}): ${e.message}`);
+      showControlResult(false, `${label} failed (${e.status || 'network'}): ${e.message}`);
     }
   }
   $('c-revoke').addEventListener('click', () => revoke(false));

@@ -5,7 +5,7 @@
 'use strict';
 
 (() => {
-  const {el, api, post, canOperate, confirmAction, fmtNumber, fmtTime, fmtAgo, fmtDuration, onLive, showError, throttle,
+  const {el, api, post, canOperate, confirmAction, fmtNumber, fmtTime, fmtAgo, fmtDuration, onLive, showError, showControlResult, throttle,
     pathParam, taskLink, stateBadge, TASK_STATES} = Stalk;
   const $ = (id) => document.getElementById(id);
   const name = pathParam('worker');
@@ -86,28 +86,21 @@
   // ---- remote control ----------------------------------------------------------------------------
   const target = encodeURIComponent(name);
 
-  function showResult(ok, text) {
-    const box = $('control-result');
-    box.hidden = false;
-    box.classList.toggle('ok', ok);
-    box.classList.toggle('failed', !ok);
-    box.textContent = text;
-  }
 
   // Runs one control call: confirmation first when `confirm` is given, the reply shown as text.
   async function control(label, path, params, confirm) {
     if (confirm && !(await confirmAction(confirm.title, confirm.detail, confirm.button))) {
-      showResult(true, label + ': cancelled');
+      showControlResult(true, label + ': cancelled');
       return;
     }
-    showResult(true, label + ': sending…');
+    showControlResult(true, label + ': sending…');
     try {
       const reply = await post(path, params);
       const text = reply && typeof reply === 'object' ? (reply.message || JSON.stringify(reply)) : String(reply);
-      showResult(true, `${label}: ${text}`);
+      showControlResult(true, `${label}: ${text}`);
       refreshSoon();
     } catch (e) {
-      showResult(false, `${label} failed (${e.status || 'network'}): ${e.message}`);
+      showControlResult(false, `${label} failed (${e.status || 'network'}): ${e.message}`);
     }
   }
 
