@@ -252,6 +252,7 @@ Result<size_t> MetricRules::Load(const std::string& path) {
   by_event_task_.clear();
   by_event_.clear();
   any_event_.clear();
+  event_types_.clear();
   auto is_glob = [](const std::string& p) { return p.empty() || p.find_first_of("*?") != std::string::npos; };
   for (auto& c : rules_) {
     const std::string& ev = c->rule.match_event;
@@ -259,8 +260,10 @@ Result<size_t> MetricRules::Load(const std::string& path) {
       any_event_.push_back(c.get());
     } else if (!is_glob(c->rule.match_task)) {
       by_event_task_[ev + '\x1f' + c->rule.match_task].push_back(c.get());
+      event_types_.insert(ev);
     } else {
       by_event_[ev].push_back(c.get());
+      event_types_.insert(ev);
     }
   }
   return rules_.size();
@@ -279,18 +282,18 @@ void MetricRules::OnOtherEvent(const ClusterState& state, const Event& ev) { Eva
 
 void MetricRules::Evaluate(const ClusterState& state, const Task* task, const Event& ev) {
   std::lock_guard lock(mu_);
-  if (rules_.empty()) {
+  if (rules_.empty() || (any_event_.empty() && !event_types_.contains(absl::string_view(ev.type.data(), ev.type.size())))) {
     return;
   }
   // Views into the state's interned strings: valid while the ingest thread holds the state lock.
   auto name_of = [&state](uint32_t id) { return id == kNoId ? std::string_view() : state.Name(id); };
   const std::string_view task_name = task ? name_of(task->name) : std::string_view();
   candidates_.clear();
-  lookup_.assign(ev.type);
-  if (auto it = by_event_.find(lookup_); it != by_event_.end()) {
+  if (auto it = by_event_.find(absl::string_view(ev.type.data(), ev.type.size())); it != by_event_.end()) {
     candidates_.insert(candidates_.end(), it->second.begin(), it->second.end());
   }
   if (!by_event_task_.empty()) {
+    lookup_.assign(ev.type);
     lookup_ += '\x1f';
     lookup_ += task_name;
     if (auto it = by_event_task_.find(lookup_); it != by_event_task_.end()) {
@@ -389,6 +392,10 @@ void MetricRules::Evaluate(const ClusterState& state, const Task* task, const Ev
     double value = 1;
     if (r.value.source == RuleValueRef::Source::kConstant) {
       value = r.value.constant;
+    } else if (r.value.source == RuleValueRef::Source::kRuntime && !r.value.regex) {
+      if (!ev.runtime)
+        continue;
+      value = *ev.runtime;  // the number itself: no print and parse round trip
     } else {
       if (!text_of(r.value, text_))
         continue;

@@ -33,6 +33,9 @@
 #include <regex>
 #include <string>
 #include <unordered_map>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <vector>
 
 #include "common/result.h"
@@ -94,9 +97,13 @@ class MetricRules : public StateListener {
   std::vector<std::unique_ptr<Compiled>> rules_;
   // Rules by what they match, so an event meets only the rules that can match it: exact event type
   // and exact task name ("type\x1fname"), exact event type with a task glob, and event globs.
-  std::unordered_map<std::string, std::vector<Compiled*>> by_event_task_;
-  std::unordered_map<std::string, std::vector<Compiled*>> by_event_;
+  // absl maps: looked up by string_view, no key copy per event.
+  absl::flat_hash_map<std::string, std::vector<Compiled*>> by_event_task_;
+  absl::flat_hash_map<std::string, std::vector<Compiled*>> by_event_;
   std::vector<Compiled*> any_event_;
+  // Event types some indexed rule names: most events (task-sent, -received, -started, heartbeats)
+  // meet no rule, and leave after this one lookup.
+  absl::flat_hash_set<std::string> event_types_;
   // Scratch reused across events (ingest thread, under mu_).
   std::vector<Compiled*> candidates_;
   std::string lookup_, key_, text_;
