@@ -1164,7 +1164,7 @@ TEST_F(TaskQueryTest, SearchKwargs) {
 TEST_F(TaskQueryTest, SearchOverManyTasksKeepsOrderOffsetAndLimit) {
   std::vector<std::string> hits;  // newest first
   for (int i = 0; i < 60; ++i) {
-    char id[37];
+    char id[48];  // room for any int: GCC checks the bound, not the loop
     std::snprintf(id, sizeof id, "%08d-aaaa-4aaa-8aaa-aaaaaaaaaaaa", i);
     const bool hit = i % 3 == 0;
     Add(id, "task-received", 100 + i, kW1, "tasks.many", hit ? "('needle-in-args-" + std::to_string(i) + "',)" : "(1,)",
