@@ -230,7 +230,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sse
   void WriteNext() {
     writing_ = true;
     const Outgoing& next = outbox_.front();
-    std::array<asio::const_buffer, 3> buffers;
+    // A member, not a local: async_write keeps only the span, which must outlive the write (ASan
+    // found the stack array read after WriteNext returned).
+    auto& buffers = write_buffers_;
     size_t n = 0;
     if (chunked_ && !next.raw) {
       char size_line[24];
@@ -331,6 +333,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sse
   size_t unsent_bytes_ = 0;
   std::deque<Outgoing> outbox_;
   std::string chunk_head_;
+  std::array<asio::const_buffer, 3> write_buffers_;  // the write in flight (one at a time)
   std::array<char, 256> discard_{};
 };
 
