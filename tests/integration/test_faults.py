@@ -398,7 +398,11 @@ def test_slow_writer_sheds_in_order_and_redis_never_cuts_stalk_off(stalk_bin, re
         assert stats["reconnects"] == 0, stats
         still = s.wait_subscribed(redis_server)
         assert still["id"] == ours["id"], (ours, still)
-        assert "overcoming of output buffer limits" not in redis_server.proc.log.read_text(errors="replace")
+        # Only our client: the module's other Stalk is subscribed to the same Redis, gets the same flood
+        # under the same tiny limit, and (sharing two cores with four busy processes) may be cut.
+        cut_lines = [line for line in redis_server.proc.log.read_text(errors="replace").splitlines()
+                     if "overcoming of output buffer limits" in line]
+        assert not [line for line in cut_lines if f" id={ours['id']} " in f" {line} "], cut_lines
         assert shed["store_events"] > 0 and shed["custom_events"] > 0 and shed["queue_full"] > 0, shed
         for stage in ("store_events", "custom_events", "queue_full"):
             assert metric(text, "stalk_shed_total", {"stage": stage}) == shed[stage], stage
