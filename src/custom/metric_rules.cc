@@ -282,7 +282,8 @@ void MetricRules::OnOtherEvent(const ClusterState& state, const Event& ev) { Eva
 
 void MetricRules::Evaluate(const ClusterState& state, const Task* task, const Event& ev) {
   std::lock_guard lock(mu_);
-  if (rules_.empty() || (any_event_.empty() && !event_types_.contains(absl::string_view(ev.type.data(), ev.type.size())))) {
+  if (rules_.empty() ||
+      (any_event_.empty() && !event_types_.contains(absl::string_view(ev.type.data(), ev.type.size())))) {
     return;
   }
   // Views into the state's interned strings: valid while the ingest thread holds the state lock.

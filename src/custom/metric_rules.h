@@ -33,10 +33,10 @@
 #include <regex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
-#include <vector>
 
 #include "common/result.h"
 #include "state/state_listener.h"
