@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh                       every fuzzer, 60 s each (what a CI job would run)
 #   scripts/fuzz.sh 600 fuzz_http         one fuzzer, 10 minutes
 #   FUZZ_FORKS=2 scripts/fuzz.sh 14400    hours: 4 h each, 2 processes per fuzzer (-fork)
+#   FUZZ_JOBS=2 scripts/fuzz.sh 30         two fuzzers at a time (what CI runs)
 # Seeds come from fuzz/corpus/<target>/ (never written here); new inputs go to
 # build-fuzz/corpus/<target>/, crashes and their inputs to build-fuzz/findings/<target>/. Exits non-zero
 # when any fuzzer found a crash. A crash is reproduced with: build-fuzz/fuzz/<target> <crash-file>; fix it,
@@ -21,7 +22,7 @@ if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux
   exit 2
 fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSTALK_FUZZ=ON -DSTALK_BUILD_TESTS=OFF -DSTALK_BUILD_BENCH=OFF >/dev/null
+  -DSTALK_FUZZ=ON -DSTALK_BUILD_TESTS=OFF -DSTALK_BUILD_BENCH=OFF -DCMAKE_UNITY_BUILD="${STALK_UNITY:-OFF}" >/dev/null
 ninja -C "$BUILD_DIR" -j"${FUZZ_BUILD_JOBS:-1}" "${TARGETS[@]}"
 
 dict_for() {
@@ -41,32 +42,52 @@ max_len_for() {
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-failed=()
-summary=()
-for t in "${TARGETS[@]}"; do
-  work="$BUILD_DIR/corpus/$t"
-  findings="$BUILD_DIR/findings/$t"
-  log="$BUILD_DIR/findings/$t.log"
+# One fuzzer: its libFuzzer log and a one-line summary in $BUILD_DIR/findings/<target>.{log,summary};
+# returns non-zero when it found something.
+run_one() {
+  local t=$1 work="$BUILD_DIR/corpus/$1" findings="$BUILD_DIR/findings/$1" log="$BUILD_DIR/findings/$1.log"
   mkdir -p "$work" "$findings"
-  fork=()
+  local fork=()
   if [[ -n "${FUZZ_FORKS:-}" ]]; then fork=(-fork="$FUZZ_FORKS" -ignore_crashes=1); fi
   echo "== $t: ${SECONDS_EACH}s (log: $log)"
-  set +e
+  local rc=0
   "$BUILD_DIR/fuzz/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$(max_len_for "$t")" -dict="$(dict_for "$t")" -artifact_prefix="$findings/" \
-    -print_final_stats=1 "${fork[@]}" "$work" "fuzz/corpus/$t" >"$log" 2>&1
-  rc=$?
-  set -e
+    -print_final_stats=1 "${fork[@]}" "$work" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  local done_line execs rate
+  done_line=$(grep -E "^#[0-9]+.*(DONE|pulse|NEW|REDUCE)" "$log" | tail -1 || true)
+  execs=$(grep -oP "stat::number_of_executed_units: \K[0-9]+" "$log" | tail -1 || true)
+  rate=$(grep -oP "stat::average_exec_per_sec: *\K[0-9]+" "$log" | tail -1 || true)
+  printf '%-16s execs %-10s execs/s %-7s %s\n' "$t" "${execs:-?}" "${rate:-?}" \
+    "$(echo "$done_line" | grep -oP 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' || true)" \
+    >"$BUILD_DIR/findings/$t.summary"
   if ((rc != 0)) || ls "$findings"/crash-* "$findings"/leak-* "$findings"/timeout-* "$findings"/oom-* >/dev/null 2>&1; then
-    failed+=("$t")
     grep -m1 -E "ERROR|invariant|runtime error" "$log" || tail -5 "$log"
+    return 1
   fi
-  done_line=$(grep -E "^#[0-9]+.*(DONE|pulse|NEW|REDUCE)" "$log" | tail -1)
-  execs=$(grep -oP "stat::number_of_executed_units: \K[0-9]+" "$log" | tail -1)
-  rate=$(grep -oP "stat::average_exec_per_sec: *\K[0-9]+" "$log" | tail -1)
-  summary+=("$(printf '%-16s execs %-10s execs/s %-7s %s' "$t" "${execs:-?}" "${rate:-?}" \
-    "$(echo "$done_line" | grep -oP 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*')")")
+}
+
+# FUZZ_JOBS fuzzers at a time (default 1; CI runs 2, one per core).
+failed=()
+declare -A running=()
+for t in "${TARGETS[@]}"; do
+  while ((${#running[@]} >= ${FUZZ_JOBS:-1})); do
+    for pid in "${!running[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" || failed+=("${running[$pid]}")
+        unset "running[$pid]"
+      fi
+    done
+    ((${#running[@]} >= ${FUZZ_JOBS:-1})) && sleep 1
+  done
+  run_one "$t" &
+  running[$!]=$t
 done
+for pid in "${!running[@]}"; do
+  wait "$pid" || failed+=("${running[$pid]}")
+done
+summary=()
+for t in "${TARGETS[@]}"; do summary+=("$(cat "$BUILD_DIR/findings/$t.summary")"); done
 echo
 printf '%s\n' "${summary[@]}"
 if ((${#failed[@]})); then

@@ -1,12 +1,46 @@
 #!/usr/bin/env bash
-# Builds Stalk with warnings as errors and runs the whole test suite with ctest: unit tests, then the
-# integration tests, which start their own redis-server and Celery workers on 127.0.0.1.
-#   scripts/test.sh            everything
-#   scripts/test.sh -L unit    only unit tests (any ctest arguments are passed on)
+# The whole test run: what CI runs (.ci/run). Installs what is missing (scripts/bootstrap.sh), then
+# three stages, each in its own build tree, all warnings as errors:
+#   asan  build-address-undefined/: g++ with AddressSanitizer, LeakSanitizer and UBSan, benchmarks
+#         built; every ctest test: unit tests, the fuzz-corpus replay, the integration tests against
+#         real servers (redis-server, rabbitmq-server, postgresql, Celery workers, chromium...) and the
+#         2-minute soak. Any sanitizer report fails the test that caused it.
+#   tsan  build-thread/: ThreadSanitizer (unity build); the unit tests and the integration tests whose
+#         code paths have the most threads (TSAN_TESTS).
+#   fuzz  build-fuzz/: clang + libFuzzer; every fuzzer for FUZZ_SECONDS (30), two at a time.
+#
+#   scripts/test.sh                         all three stages (CI)
+#   scripts/test.sh -L unit                 the asan stage only, with these ctest arguments
+#   STALK_TEST_STAGES=plain scripts/test.sh build/ without sanitizers (RelWithDebInfo), every test
+#   STALK_TEST_STAGES="asan fuzz" scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-BUILD_DIR=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTALK_WERROR=ON >/dev/null
-cmake --build "$BUILD_DIR" -j2
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 "$@"
+if (($#)); then STAGES=${STALK_TEST_STAGES:-asan}; else STAGES=${STALK_TEST_STAGES:-asan tsan fuzz}; fi
+TSAN_TESTS=${TSAN_TESTS:-test_lifecycle test_store test_control test_alerts test_broker_restart}
+
+stage() { printf '\n===== %s: %s (%s)\n' "$1" "$2" "$(date +%T)"; }
+for s in $STAGES; do
+  case $s in
+    plain)
+      stage plain "build/, every test"
+      cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTALK_WERROR=ON >/dev/null
+      cmake --build build -j2
+      ctest --test-dir build --output-on-failure -j2 "$@"
+      ;;
+    asan)
+      stage asan "AddressSanitizer + UBSan, every test"
+      JOBS=2 STALK_BENCH=ON bash scripts/sanitize.sh address,undefined all "$@"
+      ;;
+    tsan)
+      stage tsan "ThreadSanitizer: unit tests and $TSAN_TESTS"
+      JOBS=2 STALK_UNITY=ON SAN_TESTS=$TSAN_TESTS bash scripts/sanitize.sh thread all
+      ;;
+    fuzz)
+      stage fuzz "every fuzzer, ${FUZZ_SECONDS:-30} s each"
+      FUZZ_JOBS=2 FUZZ_BUILD_JOBS=2 STALK_UNITY=ON bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+      ;;
+    *) echo "test.sh: unknown stage '$s' (asan, tsan, fuzz, plain)" >&2; exit 2 ;;
+  esac
+done
+stage finished "$STAGES"

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "alerts/duration.h"
+#include "common/clock.h"
 #include "common/ingest_stats.h"
 #include "common/log.h"
 #include "state/shared_state.h"
@@ -32,9 +33,11 @@ std::string Expand(const std::string& tmpl, const std::map<std::string, std::str
   size_t i = 0;
   while (i < tmpl.size()) {
     const size_t open = tmpl.find("{{", i);
-    if (open == std::string::npos) break;
+    if (open == std::string::npos)
+      break;
     const size_t close = tmpl.find("}}", open);
-    if (close == std::string::npos) break;
+    if (close == std::string::npos)
+      break;
     out.append(tmpl, i, open - i);
     std::string expr = tmpl.substr(open + 2, close - open - 2);
     expr.erase(0, expr.find_first_not_of(' '));
@@ -43,7 +46,8 @@ std::string Expand(const std::string& tmpl, const std::map<std::string, std::str
       out += Fmt(value);
     } else if (expr.starts_with("$labels.")) {
       auto it = labels.find(expr.substr(8));
-      if (it != labels.end()) out += it->second;
+      if (it != labels.end())
+        out += it->second;
     } else {
       out.append(tmpl, open, close + 2 - open);
     }
@@ -54,7 +58,8 @@ std::string Expand(const std::string& tmpl, const std::map<std::string, std::str
 }
 
 double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
+  if (v.empty())
+    return 0;
   std::sort(v.begin(), v.end());
   const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
   return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
@@ -64,9 +69,12 @@ double Percentile(std::vector<double> v, double p) {
 
 std::string_view AlertStateName(AlertState s) {
   switch (s) {
-    case AlertState::kPending: return "pending";
-    case AlertState::kFiring: return "firing";
-    case AlertState::kResolved: return "resolved";
+    case AlertState::kPending:
+      return "pending";
+    case AlertState::kFiring:
+      return "firing";
+    case AlertState::kResolved:
+      return "resolved";
   }
   return "unknown";
 }
@@ -74,13 +82,12 @@ std::string_view AlertStateName(AlertState s) {
 AlertEngine::AlertEngine(AlertConfig config, AlertSources sources, Notify notify)
     : config_(std::move(config)), sources_(std::move(sources)), notify_(std::move(notify)), windows_([&] {
         double h = 60;
-        for (const auto& r : config_.rules) h = std::max(h, r.window);
+        for (const auto& r : config_.rules)
+          h = std::max(h, r.window);
         return h;
       }()) {
   if (!sources_.now) {
-    sources_.now = [] {
-      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    };
+    sources_.now = [] { return UnixSeconds(); };
   }
   started_at_ = sources_.now();
   feed_.SetClock(sources_.now);
@@ -98,7 +105,8 @@ void AlertEngine::Stop() {
     stop_ = true;
   }
   run_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable())
+    thread_.join();
 }
 
 void AlertEngine::Run() {
@@ -133,7 +141,8 @@ std::string AlertEngine::Fingerprint(const std::string& rule, const std::map<std
 }
 
 void AlertEngine::WorkerConditions(const RuleConfig& r, double now, std::vector<Condition>& out) {
-  if (!sources_.state) return;
+  if (!sources_.state)
+    return;
   auto st = sources_.state->Read();
   // A worker seen alive and then purged (--purge_offline_workers) is still offline: its alert stays
   // firing instead of resolving falsely.
@@ -143,14 +152,16 @@ void AlertEngine::WorkerConditions(const RuleConfig& r, double now, std::vector<
     }
   }
   for (const auto& [id, w] : st->workers()) {
-    if (!GlobMatch(r.worker, w.hostname) || w.last_heartbeat <= 0) continue;
+    if (!GlobMatch(r.worker, w.hostname) || w.last_heartbeat <= 0)
+      continue;
     const double silent = now - w.last_heartbeat;
     const bool offline = w.offline_event || silent > r.missed_heartbeats * std::max(w.freq, 0.1);
     if (!offline) {
       seen_alive_.insert(w.hostname);
       continue;
     }
-    if (!seen_alive_.contains(w.hostname)) continue;  // offline since before we started watching
+    if (!seen_alive_.contains(w.hostname))
+      continue;  // offline since before we started watching
     out.push_back(Condition{{{"worker", w.hostname}},
                             silent,
                             "Worker " + w.hostname + " is offline (" +
@@ -162,21 +173,27 @@ void AlertEngine::WorkerConditions(const RuleConfig& r, double now, std::vector<
 
 void AlertEngine::ConsumerConditions(const RuleConfig& r, double now, const std::vector<QueueLength>& queues,
                                      std::vector<Condition>& out) {
-  const auto consumers = sources_.queue_consumers ? sources_.queue_consumers()
-                                                  : std::map<std::string, std::set<std::string>>{};
+  const auto consumers =
+      sources_.queue_consumers ? sources_.queue_consumers() : std::map<std::string, std::set<std::string>>{};
   std::set<std::string> names;
-  for (const auto& q : queues) names.insert(q.name);
-  for (const auto& [q, hosts] : consumers) names.insert(q);
-  if (!r.queue.empty() && r.queue.back() != '*') names.insert(r.queue);
+  for (const auto& q : queues)
+    names.insert(q.name);
+  for (const auto& [q, hosts] : consumers)
+    names.insert(q);
+  if (!r.queue.empty() && r.queue.back() != '*')
+    names.insert(r.queue);
   std::vector<std::pair<std::string, const std::set<std::string>*>> todo;
   for (const auto& q : names) {
-    if (!GlobMatch(r.queue, q)) continue;
+    if (!GlobMatch(r.queue, q))
+      continue;
     auto it = consumers.find(q);
     todo.emplace_back(q, it == consumers.end() ? nullptr : &it->second);
   }
-  if (todo.empty()) return;
+  if (todo.empty())
+    return;
   std::optional<SharedState::ReadLock> st;
-  if (sources_.state) st.emplace(*sources_.state);
+  if (sources_.state)
+    st.emplace(*sources_.state);
   for (const auto& [q, hosts] : todo) {
     size_t alive = 0;
     if (hosts && st) {
@@ -213,7 +230,8 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
     case RuleKind::kTaskRuntime:
     case RuleKind::kQueueWait:
       for (const auto& name : windows_.Names()) {
-        if (!GlobMatch(r.task, name)) continue;
+        if (!GlobMatch(r.task, name))
+          continue;
         const auto s = windows_.Window(name, now, r.window);
         const std::string over = " over " + FormatRuleDuration(r.window);
         if (r.kind == RuleKind::kTaskFailureCount) {
@@ -234,9 +252,10 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
             }
           }
         } else if (r.kind == RuleKind::kQueueWait) {
-          if (s.waits.empty()) continue;
-          const double v = r.percentile > 0 ? Percentile(s.waits, r.percentile)
-                                            : *std::max_element(s.waits.begin(), s.waits.end());
+          if (s.waits.empty())
+            continue;
+          const double v =
+              r.percentile > 0 ? Percentile(s.waits, r.percentile) : *std::max_element(s.waits.begin(), s.waits.end());
           if (v > r.threshold) {
             out.push_back(Condition{{{"task", name}},
                                     v,
@@ -285,7 +304,8 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
       if (sources_.ingest) {
         const double lag = sources_.ingest->ingest_lag_seconds.load(std::memory_order_relaxed);
         if (lag > r.threshold) {
-          out.push_back(Condition{{}, lag, "Events arrive " + Fmt(lag) + "s late (more than " + Fmt(r.threshold) + "s)"});
+          out.push_back(
+              Condition{{}, lag, "Events arrive " + Fmt(lag) + "s late (more than " + Fmt(r.threshold) + "s)"});
         }
       }
       break;
@@ -302,7 +322,8 @@ std::vector<AlertEngine::Condition> AlertEngine::Conditions(const RuleConfig& r,
 
 void AlertEngine::Send(const std::string& fingerprint, Alert& a, const char* status, double now) {
   a.last_notified = now;
-  if (!notify_ || a.rule->channels.empty()) return;
+  if (!notify_ || a.rule->channels.empty())
+    return;
   AlertNotice n;
   n.rule = a.rule->name;
   n.fingerprint = fingerprint;
@@ -310,9 +331,11 @@ void AlertEngine::Send(const std::string& fingerprint, Alert& a, const char* sta
   n.severity = a.rule->severity;
   n.labels = a.labels;
   n.value = a.value;
-  for (const auto& [k, v] : a.rule->annotations) n.annotations[k] = Expand(v, a.labels, a.value);
+  for (const auto& [k, v] : a.rule->annotations)
+    n.annotations[k] = Expand(v, a.labels, a.value);
   n.summary = n.annotations.contains("summary") ? n.annotations["summary"] : a.summary;
-  if (!n.annotations.contains("summary")) n.annotations["summary"] = a.summary;
+  if (!n.annotations.contains("summary"))
+    n.annotations["summary"] = a.summary;
   n.starts_at = a.fired_at;
   n.ends_at = a.state == AlertState::kResolved ? a.resolved_at : 0;
   n.at = now;
@@ -330,20 +353,24 @@ void AlertEngine::Evaluate(double now) {
   if (!drained_.empty()) {
     std::vector<uint32_t> missing;
     for (const auto& o : drained_) {
-      if (!names_.contains(o.name)) missing.push_back(o.name);
+      if (!names_.contains(o.name))
+        missing.push_back(o.name);
     }
     if (!missing.empty() && sources_.state) {
       auto st = sources_.state->Read();
-      for (uint32_t id : missing) names_[id] = std::string(st->Name(id));
+      for (uint32_t id : missing)
+        names_[id] = std::string(st->Name(id));
     }
-    for (const auto& o : drained_) windows_.Add(names_[o.name], o);
+    for (const auto& o : drained_)
+      windows_.Add(names_[o.name], o);
   }
   windows_.Prune(now);
   const auto queues = sources_.queues ? sources_.queues() : std::vector<QueueLength>{};
 
   std::vector<std::pair<const RuleConfig*, std::vector<Condition>>> per_rule;
   per_rule.reserve(config_.rules.size());
-  for (const auto& r : config_.rules) per_rule.emplace_back(&r, Conditions(r, now, queues));
+  for (const auto& r : config_.rules)
+    per_rule.emplace_back(&r, Conditions(r, now, queues));
 
   std::vector<std::string> expired;
   {
@@ -351,9 +378,11 @@ void AlertEngine::Evaluate(double now) {
     expired = EvaluateLocked(now, per_rule);
   }
   if (persistence_.remove) {
-    for (const auto& id : expired) persistence_.remove(id);
+    for (const auto& id : expired)
+      persistence_.remove(id);
   }
-  if (after_evaluate_) after_evaluate_(now);
+  if (after_evaluate_)
+    after_evaluate_(now);
 }
 
 std::vector<std::string> AlertEngine::EvaluateLocked(
@@ -364,7 +393,8 @@ std::vector<std::string> AlertEngine::EvaluateLocked(
       std::map<std::string, std::string> labels = rule->labels;
       labels["alertname"] = rule->name;
       labels["severity"] = rule->severity;
-      for (auto& [k, v] : c.labels) labels[k] = v;
+      for (auto& [k, v] : c.labels)
+        labels[k] = v;
       const std::string fp = Fingerprint(rule->name, labels);
       active.insert(fp);
       auto [it, created] = alerts_.try_emplace(fp);
@@ -405,13 +435,15 @@ std::vector<std::string> AlertEngine::EvaluateLocked(
         a.state = AlertState::kResolved;
         a.resolved_at = now;
         // Without send_resolved the resolve still goes out of its notification group (alert_groups.h).
-        if (a.notified_firing) Send(it->first, a, "resolved", now);
+        if (a.notified_firing)
+          Send(it->first, a, "resolved", now);
       } else if (now - a.resolved_at > config_.resolved_retention) {
         it = alerts_.erase(it);
         continue;
       }
     }
-    if (a.state == AlertState::kFiring) ++firing;
+    if (a.state == AlertState::kFiring)
+      ++firing;
     ++it;
   }
   firing_.store(firing, std::memory_order_relaxed);
@@ -430,12 +462,14 @@ std::vector<AlertView> AlertEngine::Alerts(double now) const {
     v.summary = a.summary;
     v.state = a.state;
     v.labels = a.labels;
-    for (const auto& [k, t] : a.rule->annotations) v.annotations[k] = Expand(t, a.labels, a.value);
+    for (const auto& [k, t] : a.rule->annotations)
+      v.annotations[k] = Expand(t, a.labels, a.value);
     v.value = a.value;
     v.active_since = a.active_since;
     v.fired_at = a.fired_at;
     v.resolved_at = a.resolved_at;
-    if (const Silence* s = silences_.Find(a.labels, now)) v.silenced_by = s->id;
+    if (const Silence* s = silences_.Find(a.labels, now))
+      v.silenced_by = s->id;
     out.push_back(std::move(v));
   }
   return out;
@@ -444,9 +478,15 @@ std::vector<AlertView> AlertEngine::Alerts(double now) const {
 std::string AlertEngine::AlertsJson(double now) const {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& v : Alerts(now)) {
-    nlohmann::json j = {{"fingerprint", v.fingerprint}, {"rule", v.rule},        {"kind", v.kind},
-                        {"state", std::string(AlertStateName(v.state))}, {"severity", v.severity}, {"summary", v.summary},
-                        {"labels", v.labels},           {"annotations", v.annotations}, {"value", v.value},
+    nlohmann::json j = {{"fingerprint", v.fingerprint},
+                        {"rule", v.rule},
+                        {"kind", v.kind},
+                        {"state", std::string(AlertStateName(v.state))},
+                        {"severity", v.severity},
+                        {"summary", v.summary},
+                        {"labels", v.labels},
+                        {"annotations", v.annotations},
+                        {"value", v.value},
                         {"active_since", v.active_since}};
     j["fired_at"] = v.fired_at > 0 ? nlohmann::json(v.fired_at) : nlohmann::json();
     j["resolved_at"] = v.resolved_at > 0 ? nlohmann::json(v.resolved_at) : nlohmann::json();
@@ -455,8 +495,11 @@ std::string AlertEngine::AlertsJson(double now) const {
   }
   nlohmann::json rules = nlohmann::json::array();
   for (const auto& r : config_.rules) {
-    rules.push_back({{"name", r.name}, {"kind", std::string(RuleKindName(r.kind))}, {"for", r.for_seconds},
-                     {"severity", r.severity}, {"channels", r.channels}});
+    rules.push_back({{"name", r.name},
+                     {"kind", std::string(RuleKindName(r.kind))},
+                     {"for", r.for_seconds},
+                     {"severity", r.severity},
+                     {"channels", r.channels}});
   }
   return nlohmann::json{{"alerts", list}, {"rules", rules}, {"firing", firing()}}.dump();
 }
@@ -465,8 +508,12 @@ std::string AlertEngine::SilencesJson(double now) const {
   std::lock_guard lock(mu_);
   nlohmann::json list = nlohmann::json::array();
   for (const auto& s : silences_.all()) {
-    list.push_back({{"id", s.id}, {"matchers", s.matchers}, {"starts_at", s.starts_at}, {"ends_at", s.ends_at},
-                    {"created_by", s.created_by}, {"comment", s.comment},
+    list.push_back({{"id", s.id},
+                    {"matchers", s.matchers},
+                    {"starts_at", s.starts_at},
+                    {"ends_at", s.ends_at},
+                    {"created_by", s.created_by},
+                    {"comment", s.comment},
                     {"state", s.ActiveAt(now) ? "active" : (now < s.starts_at ? "pending" : "expired")}});
   }
   return nlohmann::json{{"silences", list}}.dump();
@@ -474,7 +521,8 @@ std::string AlertEngine::SilencesJson(double now) const {
 
 Result<std::string> AlertEngine::AddSilence(const std::string& json_body, double now) {
   auto s = Silences::Parse(json_body, now);
-  if (!s) return Error{s.error()};
+  if (!s)
+    return Error{s.error()};
   std::string id;
   Silence saved;
   {
@@ -482,7 +530,8 @@ Result<std::string> AlertEngine::AddSilence(const std::string& json_body, double
     id = silences_.Add(std::move(*s));
     saved = silences_.all().back();
   }
-  if (persistence_.save) persistence_.save(saved);
+  if (persistence_.save)
+    persistence_.save(saved);
   return id;
 }
 
@@ -492,13 +541,15 @@ bool AlertEngine::RemoveSilence(const std::string& id) {
     std::lock_guard lock(mu_);
     removed = silences_.Remove(id);
   }
-  if (removed && persistence_.remove) persistence_.remove(id);
+  if (removed && persistence_.remove)
+    persistence_.remove(id);
   return removed;
 }
 
 void AlertEngine::RestoreSilences(std::vector<Silence> silences) {
   std::lock_guard lock(mu_);
-  for (auto& s : silences) silences_.Restore(std::move(s));
+  for (auto& s : silences)
+    silences_.Restore(std::move(s));
 }
 
 }  // namespace stalk

@@ -7,20 +7,16 @@
 #include <cstdlib>
 
 #include "alerts/channel_payloads.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace stalk {
-namespace {
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Notifier::Notifier(std::vector<ChannelConfig> channels, NotifierOptions options)
     : channels_(std::move(channels)), options_(std::move(options)) {
-  if (!options_.getenv) options_.getenv = [](const char* n) { return static_cast<const char*>(std::getenv(n)); };
+  if (!options_.getenv)
+    options_.getenv = [](const char* n) { return static_cast<const char*>(std::getenv(n)); };
   for (const auto& c : channels_) {
     counts_[c.name];
     lanes_.push_back(std::make_unique<Lane>());
@@ -45,7 +41,8 @@ void Notifier::Stop() {
   }
   for (auto& lane : lanes_) {
     lane->cv.notify_all();
-    if (lane->thread.joinable()) lane->thread.join();
+    if (lane->thread.joinable())
+      lane->thread.join();
   }
 }
 
@@ -60,7 +57,8 @@ void Notifier::Enqueue(const AlertNotice& n) {
 void Notifier::Enqueue(AlertGroupNotice g) {
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < channels_.size(); ++i) {
-    if (channels_[i].name != g.channel) continue;
+    if (channels_[i].name != g.channel)
+      continue;
     Lane& lane = *lanes_[i];
     if (lane.ready.size() + lane.waiting.size() >= options_.capacity) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -73,7 +71,8 @@ void Notifier::Enqueue(AlertGroupNotice g) {
 }
 
 std::string Notifier::Env(const std::string& name) const {
-  if (name.empty()) return {};
+  if (name.empty())
+    return {};
   const char* v = options_.getenv(name.c_str());
   return v ? v : "";
 }
@@ -86,7 +85,8 @@ PostResult Notifier::Deliver(const Job& job) {
   const std::map<std::string, std::string> json = {{"Content-Type", "application/json"}};
   switch (c.type) {
     case ChannelType::kSlack:
-      if (url.empty()) break;
+      if (url.empty())
+        break;
       return HttpPost(url, json, SlackPayload(n), c.timeout, &cancel_);
     case ChannelType::kPagerDuty: {
       const std::string key = Env(c.routing_key_env);
@@ -100,24 +100,29 @@ PostResult Notifier::Deliver(const Job& job) {
       for (const auto& alert : n.alerts) {
         last = HttpPost(url.empty() ? "https://events.pagerduty.com/v2/enqueue" : url, json,
                         PagerDutyPayload(alert, key), c.timeout, &cancel_);
-        if (!last.ok()) break;
+        if (!last.ok())
+          break;
       }
       return last;
     }
     case ChannelType::kAlertmanager: {
-      if (url.empty()) break;
+      if (url.empty())
+        break;
       std::string base = url;
-      while (!base.empty() && base.back() == '/') base.pop_back();
-      if (!base.ends_with("/api/v2/alerts")) base += "/api/v2/alerts";
+      while (!base.empty() && base.back() == '/')
+        base.pop_back();
+      if (!base.ends_with("/api/v2/alerts"))
+        base += "/api/v2/alerts";
       return HttpPost(base, json, AlertmanagerPayload(n, options_.generator_url), c.timeout, &cancel_);
     }
     case ChannelType::kWebhook: {
-      if (url.empty()) break;
+      if (url.empty())
+        break;
       auto headers = json;
       const std::string body = WebhookPayload(n);
       const std::string secret = Env(c.secret_env);
       if (!secret.empty()) {
-        const std::string ts = std::to_string(static_cast<int64_t>(Now()));
+        const std::string ts = std::to_string(static_cast<int64_t>(UnixSeconds()));
         headers["X-Stalk-Timestamp"] = ts;
         // Signed over "<timestamp>.<body>", so a captured request cannot be replayed with another time.
         headers["X-Stalk-Signature"] = "sha256=" + HmacSha256Hex(secret, ts + "." + body);
@@ -125,12 +130,13 @@ PostResult Notifier::Deliver(const Job& job) {
       return HttpPost(url, headers, body, c.timeout, &cancel_);
     }
     case ChannelType::kEmail: {
-      if (url.empty()) break;
+      if (url.empty())
+        break;
       SmtpMessage m;
       m.url = url;
       m.from = c.from;
       m.to = c.to;
-      m.data = EmailMessage(n, c.from, c.to, Now());
+      m.data = EmailMessage(n, c.from, c.to, UnixSeconds());
       m.username = Env(c.username_env);
       m.password = Env(c.password_env);
       m.require_tls = c.starttls;
@@ -145,7 +151,7 @@ void Notifier::Run(Lane& lane) {
   auto log = Logger("alerts");
   std::unique_lock lock(mu_);
   for (;;) {
-    const double now = Now();
+    const double now = UnixSeconds();
     if (stop_) {
       dropped_.fetch_add(lane.ready.size() + lane.waiting.size(), std::memory_order_relaxed);
       lane.ready.clear();
@@ -163,7 +169,8 @@ void Notifier::Run(Lane& lane) {
     }
     if (lane.ready.empty()) {
       double next = now + 3600;
-      for (const auto& j : lane.waiting) next = std::min(next, j.due);
+      for (const auto& j : lane.waiting)
+        next = std::min(next, j.due);
       lane.cv.wait_for(lock, std::chrono::duration<double>(next - now));
       continue;
     }
@@ -187,9 +194,9 @@ void Notifier::Run(Lane& lane) {
       double delay = std::min(options_.backoff_max, options_.backoff_initial * std::pow(2.0, job.attempt));
       delay = std::max(delay, std::min(r.retry_after, options_.backoff_max));
       ++job.attempt;
-      job.due = Now() + delay;
-      log->warn("alert group {} to channel {} failed ({}); retry {} in {:.1f}s", job.notice.group_key, job.channel->name, why,
-                job.attempt, delay);
+      job.due = UnixSeconds() + delay;
+      log->warn("alert group {} to channel {} failed ({}); retry {} in {:.1f}s", job.notice.group_key,
+                job.channel->name, why, job.attempt, delay);
       lane.waiting.push_back(std::move(job));
     } else {
       ++counts.failure;
@@ -210,8 +217,8 @@ void Notifier::RenderMetrics(std::string& out, bool openmetrics) const {
   out += "# HELP stalk_alert_notifications" + std::string(total) + " Alert deliveries by channel and result.\n";
   out += "# TYPE stalk_alert_notifications" + std::string(total) + " counter\n";
   for (const auto& [name, k] : c) {
-    for (auto [result, v] : {std::pair{"success", k.success}, std::pair{"failure", k.failure},
-                             std::pair{"retry", k.retry}}) {
+    for (auto [result, v] :
+         {std::pair{"success", k.success}, std::pair{"failure", k.failure}, std::pair{"retry", k.retry}}) {
       out += "stalk_alert_notifications_total{channel=\"" + name + "\",result=\"" + result + "\"} " +
              std::to_string(v) + "\n";
     }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/clock.h"
 #include "protocol/event.h"
 #include "state/cluster_state.h"
 
@@ -11,10 +12,7 @@ namespace stalk {
 
 void TaskOutcomeFeed::OnTaskEvent(const ClusterState& /*state*/, const Task& task, const Event& ev,
                                   TaskState previous) {
-  const auto now = [this] {
-    return now_ ? now_()
-                : std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
+  const auto now = [this] { return now_ ? now_() : UnixSeconds(); };
   if (ev.kind == EventKind::kTaskStarted) {
     // Queue wait at the worker, as stalk_task_queue_wait_seconds: ETA tasks wait by design.
     if (previous != TaskState::kStarted && task.name != kNoId && task.eta.is_null() && task.received > 0 &&
@@ -60,11 +58,13 @@ void TaskWindows::Add(const std::string& name, const TaskOutcome& o) {
   }
   Bucket& b = p.buckets.back();  // a late outcome joins the newest bucket
   if (o.started) {
-    if (b.waits.size() < kSamplesPerSecond) b.waits.push_back(static_cast<float>(o.runtime));
+    if (b.waits.size() < kSamplesPerSecond)
+      b.waits.push_back(static_cast<float>(o.runtime));
     return;
   }
   (o.failed ? b.failures : b.successes)++;
-  if (o.runtime >= 0 && b.runtimes.size() < kSamplesPerSecond) b.runtimes.push_back(static_cast<float>(o.runtime));
+  if (o.runtime >= 0 && b.runtimes.size() < kSamplesPerSecond)
+    b.runtimes.push_back(static_cast<float>(o.runtime));
   if (!o.failed && o.at > p.last_success) {
     p.last_success = o.at;
   }

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "auth/secrets.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace stalk {
@@ -50,16 +51,15 @@ Result<std::shared_ptr<AuthGuard>> MakeAuthGuard(const AuthConfig& config) {
         return Error{random.error()};
       }
       key = *random;
-      log->warn("no --cookie_secret (STALK_COOKIE_SECRET): login sessions end when Stalk restarts and are not "
-                "shared between instances");
+      log->warn(
+          "no --cookie_secret (STALK_COOKIE_SECRET): login sessions end when Stalk restarts and are not "
+          "shared between instances");
     } else if (key.size() < 32) {
       return Error{"--cookie_secret must be at least 32 characters"};
     }
-    log->info("OIDC login on: provider {}, issuer {}, role {}, e-mail filter {}", resolved->provider,
-              resolved->issuer, config.oidc_role, resolved->email_regex.empty() ? "(any)" : resolved->email_regex);
-    oidc = std::make_shared<OidcLogin>(*resolved, SignedCookie(key), [] {
-      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    });
+    log->info("OIDC login on: provider {}, issuer {}, role {}, e-mail filter {}", resolved->provider, resolved->issuer,
+              config.oidc_role, resolved->email_regex.empty() ? "(any)" : resolved->email_regex);
+    oidc = std::make_shared<OidcLogin>(*resolved, SignedCookie(key), [] { return UnixSeconds(); });
   }
   if (store.Empty() && !oidc) {
     if (config.unix_socket) {
@@ -71,9 +71,10 @@ Result<std::shared_ptr<AuthGuard>> MakeAuthGuard(const AuthConfig& config) {
                      "Set --basic_auth/--basic_auth_file/--api_tokens_file, bind to 127.0.0.1, or pass "
                      "--insecure-no-auth if a proxy in front of Stalk does the authentication"};
       }
-      log->warn("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} can read tasks and control "
-                "workers",
-                config.bind_address);
+      log->warn(
+          "NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} can read tasks and control "
+          "workers",
+          config.bind_address);
     } else {
       log->info("no authentication configured (loopback only)");
     }

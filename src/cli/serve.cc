@@ -10,12 +10,13 @@
 #include <sstream>
 #include <thread>
 
-#include "auth/auth_metrics.h"
 #include "alerts/alerting.h"
+#include "auth/auth_metrics.h"
 #include "auth/auth_setup.h"
 #include "cli/commands.h"
 #include "cli/feature_wiring.h"
 #include "cli/store_setup.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "control/control_stack.h"
 #include "custom/custom_routes.h"
@@ -23,8 +24,8 @@
 #include "http/alert_routes.h"
 #include "http/api_routes.h"
 #include "http/audit_routes.h"
-#include "http/history_routes.h"
 #include "http/control_routes.h"
+#include "http/history_routes.h"
 #include "http/http_server.h"
 #include "ingest/capture_file.h"
 #include "ingest/ingest_pipeline.h"
@@ -104,11 +105,14 @@ std::map<std::string, std::set<std::string>> QueueConsumers(const InspectCache& 
   std::map<std::string, std::set<std::string>> out;
   for (const auto& [host, fields] : cache.Snapshot()) {
     for (const auto& [method, text] : fields) {
-      if (method != "active_queues") continue;
+      if (method != "active_queues")
+        continue;
       auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (!j.is_array()) continue;
+      if (!j.is_array())
+        continue;
       for (const auto& q : j) {
-        if (q.is_object() && q.contains("name") && q["name"].is_string()) out[q["name"].get<std::string>()].insert(host);
+        if (q.is_object() && q.contains("name") && q["name"].is_string())
+          out[q["name"].get<std::string>()].insert(host);
       }
     }
   }
@@ -199,7 +203,7 @@ int RunServe(ServeSettings s) {
   MetricRules metric_rules;
   SlaTracker sla;  // targets from the --metric_rules file's sla: section
   custom_api.sla = &sla;
-  custom_api.now = WallNow;
+  custom_api.now = UnixSeconds;
   state.Write()->AddListener(&sla);
   if (!s.metric_rules.empty()) {
     auto loaded = metric_rules.Load(s.metric_rules);
@@ -215,7 +219,7 @@ int RunServe(ServeSettings s) {
     log->info("business-metric rules: {} and {} SLA targets loaded from {}", *loaded, *targets, s.metric_rules);
     state.Write()->AddListener(&metric_rules);
   }
-  LiveFeed live_feed(state, &stats, WallNow);  // the dashboard's live feed (web/live_feed.h)
+  LiveFeed live_feed(state, &stats, UnixSeconds);  // the dashboard's live feed (web/live_feed.h)
   state.Write()->AddListener(&live_feed);
   // Durable history (store/): opened here; restored once the API serves, before ingestion applies.
   auto store = SetUpStore(s, &stats.shed);
@@ -273,7 +277,8 @@ int RunServe(ServeSettings s) {
       auto api = std::make_shared<RabbitManagementReader>(s.broker_api, url->vhost);
       return [reader, api](const std::vector<std::string>& q) {
         auto r = api->Lengths(q);
-        if (r) return r;
+        if (r)
+          return r;
         Logger("amqp")->warn("{}; using passive queue.declare", r.error());
         return reader->Lengths(q);
       };
@@ -301,8 +306,8 @@ int RunServe(ServeSettings s) {
   ctx.broker_redacted = url->Redacted();
   ctx.extra_queues = SplitList(s.queues);
   ctx.extra_queues.emplace_back("celery");
-  ctx.now = WallNow;
-  ctx.started_at = WallNow();
+  ctx.now = UnixSeconds;
+  ctx.started_at = UnixSeconds();
   ctx.queue_lengths = [&](const std::vector<std::string>& names) -> Result<std::vector<QueueLengthEntry>> {
     auto r = queue_lengths(names);
     if (!r) {
@@ -319,7 +324,7 @@ int RunServe(ServeSettings s) {
   ControlStack control(
       *url, s.broker,
       ControlSetup{s.global_keyprefix, s.fanout_prefix, s.inspect_timeout, s.http_threads, s.result_backend}, state,
-      WallNow);
+      UnixSeconds);
   state.Write()->AddListener(control.listener());
   ctx.refresh_workers = [&control](const std::string& worker) -> Result<bool> {
     auto o = control.service().RefreshWorkersGated(worker);
@@ -330,7 +335,7 @@ int RunServe(ServeSettings s) {
   };
   ctx.worker_inspect = [&control] { return control.cache().Snapshot(); };
   ctx.dynamic_queues = [&control] { return control.cache().QueueNames(); };
-  ControlContext control_ctx{&control.service(), WallNow};
+  ControlContext control_ctx{&control.service(), UnixSeconds};
   // Audit log of control actions: in memory for the API, and in the store when history is on.
   AuditLog audit_log;
   control.service().SetAuditLog(&audit_log);
@@ -353,7 +358,7 @@ int RunServe(ServeSettings s) {
   auto alerting = Alerting::Create(
       AlertingSetup{s.alerts_config, sentry_dsn ? sentry_dsn : "", sentry_env ? sentry_env : "",
                     s.sentry_max_per_minute, "http://" + s.address + ":" + std::to_string(s.port) + "/api/alerts"},
-      AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, WallNow,
+      AlertSources{&state, &stats, [&poller] { return poller.Snapshot(); }, UnixSeconds,
                    [&control] { return QueueConsumers(control.cache()); },
                    [&ctx]() -> std::optional<std::string> {  // set by WireStoreApi below, before Start
                      return ctx.store_problem ? ctx.store_problem() : std::nullopt;
@@ -379,7 +384,7 @@ int RunServe(ServeSettings s) {
   };
   ctx.render_metrics = [&](bool openmetrics) {
     const auto queues = poller.Snapshot();
-    std::string body = metrics.Render(state, stats, queues, WallNow(), openmetrics);  // read lock in slices
+    std::string body = metrics.Render(state, stats, queues, UnixSeconds(), openmetrics);  // read lock in slices
     if (*alerting) {
       std::string extra;
       (*alerting)->RenderMetrics(extra, openmetrics);
@@ -441,7 +446,8 @@ int RunServe(ServeSettings s) {
   if (*store) {
     history_api.search = [writer = store->get()](const TaskSearch& q) -> Result<std::vector<TaskRecord>> {
       auto db = writer->store();
-      if (!db) return Error{"the store is not open"};
+      if (!db)
+        return Error{"the store is not open"};
       return db->SearchTasks(q);
     };
   }
@@ -452,10 +458,11 @@ int RunServe(ServeSettings s) {
   }
   if (*alerting && (*alerting)->engine()) {
     AlertEngine* engine = (*alerting)->engine();
-    RegisterAlertApi(router, AlertApi{[engine] { return engine->AlertsJson(WallNow()); },
-                                      [engine] { return engine->SilencesJson(WallNow()); },
-                                      [engine](const std::string& body) { return engine->AddSilence(body, WallNow()); },
-                                      [engine](const std::string& id) { return engine->RemoveSilence(id); }});
+    RegisterAlertApi(router,
+                     AlertApi{[engine] { return engine->AlertsJson(UnixSeconds()); },
+                              [engine] { return engine->SilencesJson(UnixSeconds()); },
+                              [engine](const std::string& body) { return engine->AddSilence(body, UnixSeconds()); },
+                              [engine](const std::string& id) { return engine->RemoveSilence(id); }});
   }
   RegisterWebRoutes(router, live_feed, WebOptions{s.url_prefix, s.tasks_columns, (*guard)->Enabled()});
   HttpServerOptions ho;
@@ -479,8 +486,10 @@ int RunServe(ServeSettings s) {
   // lost. The API serves throughout: /healthcheck says "restoring history", /api/task/info reads the
   // store for a task not loaded yet.
   control.Start();
-  if (amqp_source) amqp_source->Start();
-  if (redis_source) redis_source->Start();
+  if (amqp_source)
+    amqp_source->Start();
+  if (redis_source)
+    redis_source->Start();
   poller.Start();
   const std::string prefix = s.url_prefix.empty() ? "" : "/" + s.url_prefix;
   if (s.unix_socket.empty()) {
@@ -519,8 +528,10 @@ int RunServe(ServeSettings s) {
     (*alerting)->Stop();
   }
   poller.Stop();
-  if (amqp_source) amqp_source->Stop();
-  if (redis_source) redis_source->Stop();
+  if (amqp_source)
+    amqp_source->Stop();
+  if (redis_source)
+    redis_source->Stop();
   pipeline.Stop();
   control.Stop();
   if (*store) {

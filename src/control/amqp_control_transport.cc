@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "control/amqp_message.h"
 
@@ -12,10 +13,6 @@ namespace stalk {
 namespace {
 
 constexpr const char* kEventExchange = "celeryev";
-
-double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -113,13 +110,14 @@ Result<std::vector<std::vector<ControlReply>>> AmqpControlTransport::BroadcastMa
     if (ok) {
       auto tag = c.Consume(reply_queue, /*no_ack=*/true);
       ok = tag ? Result<bool>(true) : Result<bool>(Error{tag.error()});
-      if (tag) consumer_tag = *tag;
+      if (tag)
+        consumer_tag = *tag;
     }
     if (!ok) {
       return Error{"setting up the pidbox reply queue: " + ok.error()};
     }
   }
-  const double expires = NowSeconds() + idle_ms / 1000.0;
+  const double expires = UnixSeconds() + idle_ms / 1000.0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const KombuMessage m = EncodePidboxRequest(requests[i], tickets[i], oid, ++clock_, expires);
     AmqpProperties props(m);
@@ -133,7 +131,8 @@ Result<std::vector<std::vector<ControlReply>>> AmqpControlTransport::BroadcastMa
   size_t pending = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const ControlRequest& rq = requests[i];
-    if (!rq.reply) continue;
+    if (!rq.reply)
+      continue;
     wanted[i] = rq.limit > 0 ? rq.limit : (rq.destination.empty() ? -1 : static_cast<int64_t>(rq.destination.size()));
     ++pending;
   }
@@ -141,7 +140,8 @@ Result<std::vector<std::vector<ControlReply>>> AmqpControlTransport::BroadcastMa
   std::string failure;
   while (pending > 0) {
     const int64_t left = deadline - SteadyMs();
-    if (left <= 0) break;
+    if (left <= 0)
+      break;
     bool got = false;
     auto r = c.Next(static_cast<int>(std::min<int64_t>(idle_ms, left)), [&](const amqp_envelope_t& env) {
       got = true;
@@ -159,19 +159,23 @@ Result<std::vector<std::vector<ControlReply>>> AmqpControlTransport::BroadcastMa
         return;
       }
       const auto it = std::find(tickets.begin(), tickets.end(), reply->ticket);
-      if (it == tickets.end()) return;  // not ours (a straggler of an earlier call)
+      if (it == tickets.end())
+        return;  // not ours (a straggler of an earlier call)
       const size_t i = static_cast<size_t>(it - tickets.begin());
-      if (!requests[i].reply || wanted[i] == 0) return;
+      if (!requests[i].reply || wanted[i] == 0)
+        return;
       for (auto& one : reply->replies) {
         out[i].push_back(std::move(one));
       }
-      if (wanted[i] > 0 && --wanted[i] == 0) --pending;
+      if (wanted[i] > 0 && --wanted[i] == 0)
+        --pending;
     });
     if (!r) {
       failure = r.error();
       break;
     }
-    if (!*r && !got) break;  // idle timeout: nobody else is answering
+    if (!*r && !got)
+      break;  // idle timeout: nobody else is answering
   }
   if (!failure.empty()) {
     return Error{"lost the broker while collecting replies: " + failure};
@@ -192,8 +196,10 @@ Result<std::vector<std::vector<ControlReply>>> AmqpControlTransport::BroadcastMa
 
 Result<bool> AmqpControlTransport::PublishTask(const std::string& queue, int priority, const KombuMessage& message) {
   auto declare = [&queue](AmqpConnection& c) -> Result<bool> {
-    if (c.InspectQueue(queue)) return true;
-    if (!c.connected()) return Error{"lost the connection"};
+    if (c.InspectQueue(queue))
+      return true;
+    if (!c.connected())
+      return Error{"lost the connection"};
     // 404: declare it as Celery declares its default queue (durable, not auto-delete).
     AmqpQueueSpec spec;
     spec.name = queue;

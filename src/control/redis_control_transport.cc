@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "transport/redis_event_source.h"
 
@@ -15,23 +16,19 @@ namespace {
 constexpr const char* kReplyQueueSuffix = ".reply.celery.pidbox";
 constexpr const char* kReplyBindingKey = "_kombu.binding.reply.celery.pidbox";
 
-double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
-std::string ReplyText(const redisReply* r) {
-  return r && r->str ? std::string(r->str, r->len) : std::string();
-}
+std::string ReplyText(const redisReply* r) { return r && r->str ? std::string(r->str, r->len) : std::string(); }
 
 }  // namespace
 
 RedisControlTransport::RedisControlTransport(BrokerUrl url, RedisControlOptions options)
-    : url_(std::move(url)), options_(std::move(options)), fanout_(FormatFanoutPrefix(options_.fanout_prefix, url_.db)) {}
+    : url_(std::move(url)),
+      options_(std::move(options)),
+      fanout_(FormatFanoutPrefix(options_.fanout_prefix, url_.db)) {}
 
 RedisControlTransport::~RedisControlTransport() = default;
 
@@ -47,7 +44,8 @@ std::string RedisControlTransport::QueueKey(const std::string& queue, int priori
   // kombu's _q_for_pri: the largest priority step <= priority; step 0 is the bare queue key.
   int step = 0;
   for (int s : options_.priority_steps) {
-    if (s <= priority) step = std::max(step, s);
+    if (s <= priority)
+      step = std::max(step, s);
   }
   std::string key = options_.global_keyprefix + queue;
   if (step != 0) {
@@ -177,9 +175,11 @@ void RedisControlTransport::Cleanup(RedisConnection& conn, const std::string& oi
   const std::string queue = oid + kReplyQueueSuffix;
   const std::string key = options_.global_keyprefix + queue;
   std::vector<std::string> del_args{"DEL"};
-  if (complete) del_args.push_back(key);
+  if (complete)
+    del_args.push_back(key);
   for (int step : options_.priority_steps) {
-    if (step != 0) del_args.push_back(key + sep + std::to_string(step));
+    if (step != 0)
+      del_args.push_back(key + sep + std::to_string(step));
   }
   std::vector<std::string_view> del_views(del_args.begin(), del_args.end());
   const std::string member = oid + sep + sep + queue;
@@ -227,7 +227,7 @@ Result<std::vector<std::vector<ControlReply>>> RedisControlTransport::BroadcastM
     return Error{conn.error()};
   }
   RedisConnection& c = **conn;
-  if (auto p = Publish(c, requests, tickets, oid, NowSeconds() + idle_ms / 1000.0, listeners); !p) {
+  if (auto p = Publish(c, requests, tickets, oid, UnixSeconds() + idle_ms / 1000.0, listeners); !p) {
     c.Close();
     return Error{p.error()};
   }
@@ -237,13 +237,16 @@ Result<std::vector<std::vector<ControlReply>>> RedisControlTransport::BroadcastM
   size_t pending = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const ControlRequest& rq = requests[i];
-    if (!rq.reply) continue;
-    int64_t limit = rq.limit > 0 ? rq.limit : (rq.destination.empty() ? -1 : static_cast<int64_t>(rq.destination.size()));
+    if (!rq.reply)
+      continue;
+    int64_t limit =
+        rq.limit > 0 ? rq.limit : (rq.destination.empty() ? -1 : static_cast<int64_t>(rq.destination.size()));
     if (options_.stop_when_all_listeners_replied && listeners[i] >= 0) {
       limit = limit < 0 ? listeners[i] : std::min(limit, listeners[i]);
     }
     wanted[i] = limit;
-    if (limit != 0) ++pending;
+    if (limit != 0)
+      ++pending;
   }
 
   const std::string reply_key = options_.global_keyprefix + oid + kReplyQueueSuffix;
@@ -251,14 +254,16 @@ Result<std::vector<std::vector<ControlReply>>> RedisControlTransport::BroadcastM
   std::string failure;
   while (pending > 0) {
     const int64_t left = deadline - SteadyMs();
-    if (left <= 0) break;
+    if (left <= 0)
+      break;
     auto r = BlockingPop(c, reply_key, static_cast<int>(std::min<int64_t>(idle_ms, left)));
     if (!r) {
       failure = r.error();
       break;
     }
     const redisReply* rep = r->get();
-    if (rep->type == REDIS_REPLY_NIL) break;  // idle timeout: nobody else is answering
+    if (rep->type == REDIS_REPLY_NIL)
+      break;  // idle timeout: nobody else is answering
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
       failure = "unexpected BRPOP reply";
       break;
@@ -270,13 +275,16 @@ Result<std::vector<std::vector<ControlReply>>> RedisControlTransport::BroadcastM
       continue;
     }
     const auto it = std::find(tickets.begin(), tickets.end(), reply->ticket);
-    if (it == tickets.end()) continue;  // not ours (Celery stashes these as "unclaimed")
+    if (it == tickets.end())
+      continue;  // not ours (Celery stashes these as "unclaimed")
     const size_t i = static_cast<size_t>(it - tickets.begin());
-    if (!requests[i].reply || wanted[i] == 0) continue;
+    if (!requests[i].reply || wanted[i] == 0)
+      continue;
     for (auto& one : reply->replies) {
       out[i].push_back(std::move(one));
     }
-    if (wanted[i] > 0 && --wanted[i] == 0) --pending;
+    if (wanted[i] > 0 && --wanted[i] == 0)
+      --pending;
   }
   if (c.connected() && std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.reply; })) {
     Cleanup(c, oid, /*complete=*/pending == 0, /*linger_ms=*/2 * idle_ms + 2000);

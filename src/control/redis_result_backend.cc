@@ -3,13 +3,12 @@
 
 #include <chrono>
 
+#include "common/clock.h"
 #include "control/kombu_message.h"
 
 namespace stalk {
 
-bool IsReadyState(const std::string& state) {
-  return state == "SUCCESS" || state == "FAILURE" || state == "REVOKED";
-}
+bool IsReadyState(const std::string& state) { return state == "SUCCESS" || state == "FAILURE" || state == "REVOKED"; }
 
 Result<TaskResultMeta> ParseResultMeta(std::string_view text) {
   nlohmann::json meta = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -65,7 +64,7 @@ Result<ReplyPtr> RedisResultBackend::RunCounted(const std::vector<std::string_vi
   up_.store(false, std::memory_order_relaxed);
   std::lock_guard lock(health_mu_);
   last_error_ = r.error();
-  last_error_at_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  last_error_at_ = UnixSeconds();
   return r;
 }
 
@@ -136,13 +135,13 @@ Result<bool> RedisResultBackend::MarkAborted(const std::string& task_id) {
     }
   }
   const nlohmann::json meta = {
-      {"status", "ABORTED"}, {"result", nullptr}, {"traceback", nullptr},
-      {"children", nlohmann::json::array()}, {"date_done", nullptr}, {"task_id", task_id},
+      {"status", "ABORTED"},  {"result", nullptr},  {"traceback", nullptr}, {"children", nlohmann::json::array()},
+      {"date_done", nullptr}, {"task_id", task_id},
   };
   const std::string value = DumpJson(meta);
   const std::string expires = std::to_string(options_.result_expires_seconds);
   auto set = options_.result_expires_seconds > 0 ? RunCounted({"SETEX", key, expires, value})
-                                              : RunCounted({"SET", key, value});
+                                                 : RunCounted({"SET", key, value});
   if (!set) {
     return Error{set.error()};
   }

@@ -11,16 +11,13 @@
 #include <sstream>
 
 #include "common/glob.h"
+#include "custom/yaml_where.h"
 #include "metrics/exposition_writer.h"
 #include "protocol/event.h"
 #include "state/cluster_state.h"
 
 namespace stalk {
 namespace {
-
-std::string Where(const std::string& source, const YAML::Mark& m) {
-  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": ";
-}
 
 bool ValidName(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) {
@@ -68,13 +65,13 @@ Result<RuleValueRef> ParseRef(const YAML::Node& node, const std::string& source)
         {"type", S::kType},    {"runtime", S::kRuntime}};
     auto it = kSources.find(head);
     if (it == kSources.end()) {
-      return Error{Where(source, node.Mark()) + "unknown value '" + text +
+      return Error{YamlWhere(source, node.Mark()) + "unknown value '" + text +
                    "' (fields.X, args, kwargs.X, result.X, name, queue, worker, type, runtime, or a number)"};
     }
     ref.source = it->second;
     ref.key = key;
     if (ref.source == S::kField && key.empty()) {
-      return Error{Where(source, node.Mark()) + "fields needs a key: fields.<name>"};
+      return Error{YamlWhere(source, node.Mark()) + "fields needs a key: fields.<name>"};
     }
     if ((ref.source == S::kArgs || ref.source == S::kKwargs || ref.source == S::kResult) && !key.empty()) {
       ref.regex = DictKeyRegex(key);
@@ -90,14 +87,14 @@ Result<RuleValueRef> ParseRef(const YAML::Node& node, const std::string& source)
     try {
       ref.regex = std::make_shared<std::regex>(node["regex"].as<std::string>());
     } catch (const std::regex_error& e) {
-      return Error{Where(source, node["regex"].Mark()) + "invalid regex: " + e.what()};
+      return Error{YamlWhere(source, node["regex"].Mark()) + "invalid regex: " + e.what()};
     }
     if (ref.regex->mark_count() != 1) {
-      return Error{Where(source, node["regex"].Mark()) + "the regex needs exactly one capture group"};
+      return Error{YamlWhere(source, node["regex"].Mark()) + "the regex needs exactly one capture group"};
     }
     return ref;
   }
-  return Error{Where(source, node.Mark()) + "expected a value reference or {from: ..., regex: ...}"};
+  return Error{YamlWhere(source, node.Mark()) + "expected a value reference or {from: ..., regex: ...}"};
 }
 
 std::string Unquote(std::string s) {
@@ -116,18 +113,18 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return Error{Where(source, e.mark) + e.msg};
+    return Error{YamlWhere(source, e.mark) + e.msg};
   }
   if (root.IsMap() && !root["rules"] && root["sla"]) {
     return std::vector<MetricRule>{};  // only SLA targets (custom/sla_tracker.h)
   }
   if (!root.IsMap() || !root["rules"] || !root["rules"].IsSequence()) {
-    return Error{Where(source, root.Mark()) + "expected a top-level `rules:` list"};
+    return Error{YamlWhere(source, root.Mark()) + "expected a top-level `rules:` list"};
   }
   std::vector<MetricRule> out;
   try {
     for (const YAML::Node& r : root["rules"]) {
-      const std::string at = Where(source, r.Mark());
+      const std::string at = YamlWhere(source, r.Mark());
       if (!r.IsMap()) {
         return Error{at + "a rule is a mapping (name, type, match, labels, value)"};
       }
@@ -136,7 +133,7 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
                                                        "labels", "value", "buckets", "max_series"};
         const std::string k = kv.first.as<std::string>();
         if (std::find(kKeys.begin(), kKeys.end(), k) == kKeys.end()) {
-          return Error{Where(source, kv.first.Mark()) + "unknown key '" + k + "'"};
+          return Error{YamlWhere(source, kv.first.Mark()) + "unknown key '" + k + "'"};
         }
       }
       MetricRule rule;
@@ -146,7 +143,7 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
       }
       rule.type = r["type"] ? r["type"].as<std::string>() : "counter";
       if (rule.type != "counter" && rule.type != "gauge" && rule.type != "histogram") {
-        return Error{Where(source, r["type"].Mark()) + "type must be counter, gauge or histogram"};
+        return Error{YamlWhere(source, r["type"].Mark()) + "type must be counter, gauge or histogram"};
       }
       if (rule.type == "counter" && rule.name.ends_with("_total")) {
         rule.name.resize(rule.name.size() - 6);  // the exposition adds it back
@@ -154,7 +151,7 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
       rule.help = r["help"] ? r["help"].as<std::string>() : "Business metric from rule " + rule.name;
       if (const YAML::Node m = r["match"]) {
         if (!m.IsMap()) {
-          return Error{Where(source, m.Mark()) + "match is a mapping of event, task, queue, worker"};
+          return Error{YamlWhere(source, m.Mark()) + "match is a mapping of event, task, queue, worker"};
         }
         for (const auto& kv : m) {
           const std::string k = kv.first.as<std::string>();
@@ -168,17 +165,17 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
           else if (k == "worker")
             rule.match_worker = v;
           else
-            return Error{Where(source, kv.first.Mark()) + "match keys are event, task, queue, worker"};
+            return Error{YamlWhere(source, kv.first.Mark()) + "match keys are event, task, queue, worker"};
         }
       }
       if (const YAML::Node l = r["labels"]) {
         if (!l.IsMap()) {
-          return Error{Where(source, l.Mark()) + "labels is a mapping of label name to value"};
+          return Error{YamlWhere(source, l.Mark()) + "labels is a mapping of label name to value"};
         }
         for (const auto& kv : l) {
           const std::string label = kv.first.as<std::string>();
           if (!ValidName(label) || label.starts_with("__") || label == "le") {
-            return Error{Where(source, kv.first.Mark()) + "invalid label name '" + label + "'"};
+            return Error{YamlWhere(source, kv.first.Mark()) + "invalid label name '" + label + "'"};
           }
           auto ref = ParseRef(kv.second, source);
           if (!ref) {
@@ -206,7 +203,7 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
       if (r["max_series"]) {
         const int n = r["max_series"].as<int>();
         if (n < 1) {
-          return Error{Where(source, r["max_series"].Mark()) + "max_series must be at least 1"};
+          return Error{YamlWhere(source, r["max_series"].Mark()) + "max_series must be at least 1"};
         }
         rule.max_series = static_cast<size_t>(n);
       }
@@ -218,7 +215,7 @@ Result<std::vector<MetricRule>> MetricRules::Parse(const std::string& text, cons
       out.push_back(std::move(rule));
     }
   } catch (const YAML::Exception& e) {
-    return Error{Where(source, e.mark) + e.msg};
+    return Error{YamlWhere(source, e.mark) + e.msg};
   }
   return out;
 }

@@ -10,16 +10,13 @@
 #include <sstream>
 
 #include "common/glob.h"
+#include "custom/yaml_where.h"
 #include "metrics/exposition_writer.h"
 #include "protocol/event.h"
 #include "state/cluster_state.h"
 
 namespace stalk {
 namespace {
-
-std::string Where(const std::string& source, const YAML::Mark& m) {
-  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": ";
-}
 
 // "90", "90s", "1.5m", "2h" -> seconds; negative or malformed: nullopt.
 std::optional<double> Seconds(std::string text) {
@@ -58,10 +55,10 @@ Result<std::vector<SlaTarget>> SlaTracker::Parse(const std::string& text, const 
       return out;
     const YAML::Node sla = root["sla"];
     if (!sla.IsSequence())
-      return Error{Where(source, sla.Mark()) + "`sla:` must be a list of {task, target}"};
+      return Error{YamlWhere(source, sla.Mark()) + "`sla:` must be a list of {task, target}"};
     for (const YAML::Node& n : sla) {
       if (!n.IsMap())
-        return Error{Where(source, n.Mark()) + "an SLA entry is a mapping {task, target}"};
+        return Error{YamlWhere(source, n.Mark()) + "an SLA entry is a mapping {task, target}"};
       SlaTarget t;
       for (const auto& kv : n) {
         const std::string k = kv.first.as<std::string>();
@@ -70,20 +67,20 @@ Result<std::vector<SlaTarget>> SlaTracker::Parse(const std::string& text, const 
         } else if (k == "target") {
           auto s = Seconds(kv.second.as<std::string>());
           if (!s) {
-            return Error{Where(source, kv.second.Mark()) + "target must be a positive duration (e.g. 30s, 5m, 1h)"};
+            return Error{YamlWhere(source, kv.second.Mark()) + "target must be a positive duration (e.g. 30s, 5m, 1h)"};
           }
           t.target = *s;
         } else {
-          return Error{Where(source, kv.first.Mark()) + "unknown key '" + k + "' in an SLA entry (task, target)"};
+          return Error{YamlWhere(source, kv.first.Mark()) + "unknown key '" + k + "' in an SLA entry (task, target)"};
         }
       }
       if (t.task.empty() || t.target <= 0) {
-        return Error{Where(source, n.Mark()) + "an SLA entry needs task and target"};
+        return Error{YamlWhere(source, n.Mark()) + "an SLA entry needs task and target"};
       }
       out.push_back(std::move(t));
     }
   } catch (const YAML::Exception& e) {
-    return Error{Where(source, e.mark) + e.msg};
+    return Error{YamlWhere(source, e.mark) + e.msg};
   }
   return out;
 }

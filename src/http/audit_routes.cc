@@ -9,18 +9,18 @@
 namespace stalk {
 namespace {
 
-constexpr size_t kDefaultLimit = 100;
-constexpr size_t kMaxLimit = 10000;
+constexpr size_t kAuditDefaultLimit = 100;
+constexpr size_t kAuditMaxLimit = 10000;
 
 HttpResponse ListAudit(const AuditApi& api, const HttpRequest& req) {
-  size_t limit = kDefaultLimit;
+  size_t limit = kAuditDefaultLimit;
   if (auto it = req.query.find("limit"); it != req.query.end()) {
     const std::string& text = it->second;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), limit);
     if (ec != std::errc() || end != text.data() + text.size()) {
       return HttpResponse::Error(400, "limit must be a non-negative integer");
     }
-    limit = std::min(limit, kMaxLimit);
+    limit = std::min(limit, kAuditMaxLimit);
   }
   // Newest first: this process's entries from memory (the store writes them a moment later), then
   // older ones from the store (earlier runs, other instances sharing it).

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/clock.h"
 #include "control/kombu_message.h"
 #include "control/task_submission.h"
 
@@ -13,13 +14,20 @@ namespace {
 
 int HttpStatus(ControlStatus s) {
   switch (s) {
-    case ControlStatus::kOk: return 200;
-    case ControlStatus::kBadRequest: return 400;
-    case ControlStatus::kNotFound: return 404;
-    case ControlStatus::kFailed: return 403;
-    case ControlStatus::kNoReply: return 504;
-    case ControlStatus::kUnavailable: return 503;
-    case ControlStatus::kBusy: return 503;
+    case ControlStatus::kOk:
+      return 200;
+    case ControlStatus::kBadRequest:
+      return 400;
+    case ControlStatus::kNotFound:
+      return 404;
+    case ControlStatus::kFailed:
+      return 403;
+    case ControlStatus::kNoReply:
+      return 504;
+    case ControlStatus::kUnavailable:
+      return 503;
+    case ControlStatus::kBusy:
+      return 503;
   }
   return 500;
 }
@@ -56,7 +64,8 @@ class Params {
 
   std::optional<std::string> Get(const std::string& name) const {
     auto it = values_.find(name);
-    if (it == values_.end()) return std::nullopt;
+    if (it == values_.end())
+      return std::nullopt;
     return it->second;
   }
 
@@ -64,7 +73,8 @@ class Params {
   Result<int> Int(const std::string& name, std::optional<int> fallback, int lo, int hi) const {
     auto v = Get(name);
     if (!v || v->empty()) {
-      if (fallback) return *fallback;
+      if (fallback)
+        return *fallback;
       return Error{"Missing argument " + name};
     }
     int n = 0;
@@ -78,7 +88,8 @@ class Params {
 
   Result<std::optional<double>> Seconds(const std::string& name) const {
     auto v = Get(name);
-    if (!v || v->empty() || *v == "null") return std::optional<double>();
+    if (!v || v->empty() || *v == "null")
+      return std::optional<double>();
     double d = 0;
     auto r = std::from_chars(v->data(), v->data() + v->size(), d);
     if (r.ec != std::errc() || r.ptr != v->data() + v->size() || !std::isfinite(d) || d < 0) {
@@ -89,15 +100,18 @@ class Params {
 
   Result<std::string> Required(const std::string& name) const {
     auto v = Get(name);
-    if (!v || v->empty()) return Error{"Missing argument " + name};
+    if (!v || v->empty())
+      return Error{"Missing argument " + name};
     return *v;
   }
 
   bool Bool(const std::string& name) const {
     auto v = Get(name);
-    if (!v) return false;
+    if (!v)
+      return false;
     std::string s = *v;
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : s)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s == "1" || s == "true" || s == "yes" || s == "on" || s == "y" || s == "t";
   }
 
@@ -111,18 +125,17 @@ using ParamHandler = std::function<HttpResponse(const Params&, const std::string
 Router::Handler WithParams(ParamHandler h) {
   return [h = std::move(h)](const HttpRequest& req, const std::string& param) {
     auto p = Params::From(req);
-    if (!p) return BadRequest(p.error());
+    if (!p)
+      return BadRequest(p.error());
     return h(*p, param);
   };
 }
 
 void RegisterWorkerRoutes(Router& r, ControlService& s) {
-  r.PostPrefix("/api/worker/shutdown/", WithParams([&s](const Params&, const std::string& w) {
-                 return Reply(s.Shutdown(w));
-               }));
-  r.PostPrefix("/api/worker/pool/restart/", WithParams([&s](const Params&, const std::string& w) {
-                 return Reply(s.PoolRestart(w));
-               }));
+  r.PostPrefix("/api/worker/shutdown/",
+               WithParams([&s](const Params&, const std::string& w) { return Reply(s.Shutdown(w)); }));
+  r.PostPrefix("/api/worker/pool/restart/",
+               WithParams([&s](const Params&, const std::string& w) { return Reply(s.PoolRestart(w)); }));
   r.PostPrefix("/api/worker/pool/grow/", WithParams([&s](const Params& p, const std::string& w) {
                  auto n = p.Int("n", 1, 1, 10000);
                  return n ? Reply(s.PoolGrow(w, *n)) : BadRequest(n.error());
@@ -134,9 +147,12 @@ void RegisterWorkerRoutes(Router& r, ControlService& s) {
   r.PostPrefix("/api/worker/pool/autoscale/", WithParams([&s](const Params& p, const std::string& w) {
                  auto min = p.Int("min", std::nullopt, 0, 10000);
                  auto max = p.Int("max", std::nullopt, 0, 10000);
-                 if (!min) return BadRequest(min.error());
-                 if (!max) return BadRequest(max.error());
-                 if (*min > *max) return BadRequest("Invalid arguments: min must not exceed max");
+                 if (!min)
+                   return BadRequest(min.error());
+                 if (!max)
+                   return BadRequest(max.error());
+                 if (*min > *max)
+                   return BadRequest("Invalid arguments: min must not exceed max");
                  return Reply(s.Autoscale(w, *min, *max));
                }));
   r.PostPrefix("/api/worker/queue/add-consumer/", WithParams([&s](const Params& p, const std::string& w) {
@@ -152,30 +168,37 @@ void RegisterWorkerRoutes(Router& r, ControlService& s) {
 void RegisterTaskControlRoutes(Router& r, ControlService& s) {
   r.PostPrefix("/api/task/revoke/", WithParams([&s](const Params& p, const std::string& id) {
                  std::string signal = p.Get("signal").value_or("SIGTERM");
-                 for (char& c : signal) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                 for (char& c : signal)
+                   c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
                  return Reply(s.Revoke(id, p.Bool("terminate"), signal));
                }));
   r.PostPrefix("/api/task/rate-limit/", WithParams([&s](const Params& p, const std::string& name) {
                  auto worker = p.Required("workername");
-                 if (!worker) return BadRequest(worker.error());
+                 if (!worker)
+                   return BadRequest(worker.error());
                  auto rate = p.Get("ratelimit");
-                 if (!rate) return BadRequest("Missing argument ratelimit");
+                 if (!rate)
+                   return BadRequest("Missing argument ratelimit");
                  return Reply(s.RateLimit(name, *worker, *rate));
                }));
   r.PostPrefix("/api/task/timeout/", WithParams([&s](const Params& p, const std::string& name) {
                  auto worker = p.Required("workername");
-                 if (!worker) return BadRequest(worker.error());
+                 if (!worker)
+                   return BadRequest(worker.error());
                  auto soft = p.Seconds("soft");
                  auto hard = p.Seconds("hard");
-                 if (!soft) return BadRequest(soft.error());
-                 if (!hard) return BadRequest(hard.error());
+                 if (!soft)
+                   return BadRequest(soft.error());
+                 if (!hard)
+                   return BadRequest(hard.error());
                  return Reply(s.TimeLimit(name, *worker, *soft, *hard));
                }));
 }
 
 std::optional<double> WaitSeconds(const HttpRequest& req, std::string& error) {
   auto v = req.Arg("timeout");
-  if (!v || v->empty()) return 0.0;
+  if (!v || v->empty())
+    return 0.0;
   double d = 0;
   auto r = std::from_chars(v->data(), v->data() + v->size(), d);
   if (r.ec != std::errc() || r.ptr != v->data() + v->size() || !std::isfinite(d) || d < 0) {
@@ -189,7 +212,8 @@ void RegisterTaskSendRoutes(Router& r, ControlService& s, std::function<double()
   auto send = [&s, now](bool check_registered, const char* action) {
     return [&s, now, check_registered, action](const HttpRequest& req, const std::string& name) {
       auto spec = ParseTaskSubmission(req.body, name, now());
-      if (!spec) return BadRequest(spec.error());
+      if (!spec)
+        return BadRequest(spec.error());
       return Reply(s.SendTask(std::move(*spec), check_registered, action));
     };
   };
@@ -198,15 +222,18 @@ void RegisterTaskSendRoutes(Router& r, ControlService& s, std::function<double()
   r.PostPrefix("/api/task/apply/", [&s, now](const HttpRequest& req, const std::string& name) {
     std::string error;
     auto wait = WaitSeconds(req, error);
-    if (!wait) return BadRequest(error);
+    if (!wait)
+      return BadRequest(error);
     auto spec = ParseTaskSubmission(req.body, name, now());
-    if (!spec) return BadRequest(spec.error());
+    if (!spec)
+      return BadRequest(spec.error());
     return Reply(s.ApplyTask(std::move(*spec), *wait));
   });
   r.GetPrefix("/api/task/result/", [&s](const HttpRequest& req, const std::string& id) {
     std::string error;
     auto wait = WaitSeconds(req, error);
-    if (!wait) return BadRequest(error);
+    if (!wait)
+      return BadRequest(error);
     return Reply(s.TaskResult(id, *wait));
   });
   r.PostPrefix("/api/task/abort/", [&s](const HttpRequest&, const std::string& id) { return Reply(s.AbortTask(id)); });
@@ -216,7 +243,8 @@ void RegisterInspectRoute(Router& r, ControlService& s) {
   r.GetPrefix("/api/stalk/inspect/", [&s](const HttpRequest& req, const std::string& method) {
     nlohmann::json args = nlohmann::json::object();
     for (const InspectMethod& m : CachedInspectMethods()) {
-      if (method == m.name) args = nlohmann::json::parse(m.arguments_json);
+      if (method == m.name)
+        args = nlohmann::json::parse(m.arguments_json);
     }
     if (method == "query_task") {
       nlohmann::json ids = nlohmann::json::array();
@@ -224,7 +252,8 @@ void RegisterInspectRoute(Router& r, ControlService& s) {
       size_t start = 0;
       while (start <= list.size()) {
         const size_t comma = std::min(list.find(',', start), list.size());
-        if (comma > start) ids.push_back(list.substr(start, comma - start));
+        if (comma > start)
+          ids.push_back(list.substr(start, comma - start));
         start = comma + 1;
       }
       args = {{"ids", ids}};
@@ -239,9 +268,7 @@ void RegisterControlApi(Router& router, ControlContext& ctx) {
   ControlService& s = *ctx.service;
   RegisterWorkerRoutes(router, s);
   RegisterTaskControlRoutes(router, s);
-  auto now = ctx.now ? ctx.now : [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
+  auto now = ctx.now ? ctx.now : [] { return UnixSeconds(); };
   RegisterTaskSendRoutes(router, s, now);
   RegisterInspectRoute(router, s);
 }

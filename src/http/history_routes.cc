@@ -10,21 +10,21 @@
 namespace stalk {
 namespace {
 
-constexpr size_t kDefaultLimit = 100;
-constexpr size_t kMaxLimit = 1000;  // one indexed walk per request; page with before= for more
+constexpr size_t kHistoryDefaultLimit = 100;
+constexpr size_t kHistoryMaxLimit = 1000;  // one indexed walk per request; page with before= for more
 
 HttpResponse SearchHistory(const HistoryApi& api, const HttpRequest& req) {
   if (!api.search) {
     return HttpResponse::Error(404, "no history store: start Stalk with --db");
   }
   TaskSearch q;
-  q.limit = kDefaultLimit;
+  q.limit = kHistoryDefaultLimit;
   if (auto v = req.Arg("limit"); v && !v->empty()) {
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), q.limit);
     if (ec != std::errc() || end != v->data() + v->size()) {
       return HttpResponse::Error(400, "invalid limit");
     }
-    q.limit = std::min(q.limit, kMaxLimit);
+    q.limit = std::min(q.limit, kHistoryMaxLimit);
   }
   q.state = req.ArgOr("state", "");
   q.name = req.ArgOr("taskname", "");

@@ -8,11 +8,10 @@
 #include <cerrno>
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/thread_name.h"
 
 namespace stalk {
-
-double WallNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 IngestPipeline::IngestPipeline(SharedState& state, IngestQueue& queue, IngestStats& stats, PipelineOptions options)
     : state_(state), queue_(queue), stats_(stats), options_(options), decoder_(options.max_message_bytes) {}
@@ -82,7 +81,7 @@ size_t IngestPipeline::ApplyBatch(const std::vector<RawMessage>& batch) {
   stats_.messages_decoded.fetch_add(batch.size(), std::memory_order_relaxed);
   stats_.events_ingested.fetch_add(applied, std::memory_order_relaxed);
   if (applied > 0) {
-    const double now = WallNow();
+    const double now = UnixSeconds();
     stats_.last_event_at = now;
     if (last_ts > 0) {
       stats_.ingest_lag_seconds = now - last_ts;
@@ -129,7 +128,7 @@ void IngestPipeline::Run() {
     if (options_.test_writer_delay_us > 0 && !batch.empty()) {
       std::this_thread::sleep_for(std::chrono::microseconds(options_.test_writer_delay_us));
     }
-    const double now = WallNow();
+    const double now = UnixSeconds();
     if (now >= next_tick) {
       auto w = state_.Write();
       w->Tick(now);

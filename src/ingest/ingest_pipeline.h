@@ -21,8 +21,8 @@
 namespace stalk {
 
 struct PipelineOptions {
-  size_t batch_max = 256;     // messages per write-lock hold: ~0.1-0.5 ms of work
-  double tick_interval = 1.0; // seconds between liveness checks
+  size_t batch_max = 256;      // messages per write-lock hold: ~0.1-0.5 ms of work
+  double tick_interval = 1.0;  // seconds between liveness checks
   size_t max_message_bytes = 64u << 20;
   // After a batch that was not full, wait this long before taking the next: the writer then wakes
   // at most ~1,000 times a second instead of once per message (a wake-up costs two futex syscalls,
@@ -70,7 +70,5 @@ class IngestPipeline {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
-
-double WallNow();
 
 }  // namespace stalk

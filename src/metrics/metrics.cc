@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "common/clock.h"
 #include "state/cluster_state.h"
 
 namespace stalk {
@@ -28,7 +29,7 @@ double EventTime(const ClusterState& /*state*/, const Event& ev) {
   if (ev.has_timestamp) {
     return ev.timestamp;
   }
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return UnixSeconds();
 }
 
 bool IsWordChar(char c) {
@@ -217,10 +218,10 @@ void Metrics::CountStalk(const Task& t, const Event& ev, TaskState previous, uin
   }
   // End to end: sent -> succeeded/failed, observed once, by whichever of the two events comes last.
   // Differences below 0 are client/worker clock skew, not latency: not observed.
-  const bool finished_now = (ev.kind == EventKind::kTaskSucceeded || ev.kind == EventKind::kTaskFailed) &&
-                            !IsFinal(previous);
-  const bool sent_late = ev.kind == EventKind::kTaskSent &&
-                         (t.state == TaskState::kSuccess || t.state == TaskState::kFailure);
+  const bool finished_now =
+      (ev.kind == EventKind::kTaskSucceeded || ev.kind == EventKind::kTaskFailed) && !IsFinal(previous);
+  const bool sent_late =
+      ev.kind == EventKind::kTaskSent && (t.state == TaskState::kSuccess || t.state == TaskState::kFailure);
   if ((finished_now || sent_late) && t.sent > 0) {
     const bool failed = finished_now ? ev.kind == EventKind::kTaskFailed : t.state == TaskState::kFailure;
     const double end = failed ? t.failed : t.succeeded;

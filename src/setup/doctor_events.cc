@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/ingest_stats.h"
 #include "control/kombu_message.h"
 #include "transport/amqp_event_source.h"
@@ -66,10 +67,6 @@ void Record(const nlohmann::json& ev, double arrived, EventWatchResult& out) {
 
 }  // namespace
 
-double EpochSecondsNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 namespace {
 
 // RabbitMQ: a private event queue (as `stalk serve` declares it) for the window; bodies are the events.
@@ -86,7 +83,7 @@ Result<EventWatchResult> WatchAmqpEvents(const BrokerUrl& url, const EventWatchO
   AmqpEventOptions eo;
   eo.queue_expires_s = 10;
   AmqpEventSource source(url, eo, stats, [&](std::string&& body, std::string_view /*content_type*/, double) {
-    const double arrived = EpochSecondsNow();
+    const double arrived = UnixSeconds();
     auto doc = nlohmann::json::parse(body, nullptr, false);
     std::lock_guard lock(mu);
     ++out.messages;
@@ -99,13 +96,13 @@ Result<EventWatchResult> WatchAmqpEvents(const BrokerUrl& url, const EventWatchO
       Record(doc, arrived, out);
     }
   });
-  out.started = EpochSecondsNow();
+  out.started = UnixSeconds();
   source.Start();
   // The watch window itself: events are collected by the source's thread meanwhile.
   std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
   source.Stop();
   std::lock_guard lock(mu);
-  out.ended = EpochSecondsNow();
+  out.ended = UnixSeconds();
   return out;
 }
 
@@ -123,11 +120,11 @@ Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptio
   if (auto r = conn.Send({"PSUBSCRIBE", pattern, base}); !r)
     return Error{r.error()};
   EventWatchResult out;
-  out.started = EpochSecondsNow();
+  out.started = UnixSeconds();
   const double deadline = out.started + options.seconds;
   auto sink = [&](std::string_view /*channel*/, std::string_view payload) {
     ++out.messages;
-    const double arrived = EpochSecondsNow();
+    const double arrived = UnixSeconds();
     auto env = DecodeRedisEnvelope(payload);
     if (!env) {
       ++out.undecodable;
@@ -145,7 +142,7 @@ Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptio
       Record(body, arrived, out);
     }
   };
-  for (double now = EpochSecondsNow(); now < deadline; now = EpochSecondsNow()) {
+  for (double now = UnixSeconds(); now < deadline; now = UnixSeconds()) {
     const int wait_ms = std::max(1, static_cast<int>((deadline - now) * 1000));
     auto batch = conn.ReadPubSub(wait_ms, sink);
     if (!batch)
@@ -154,7 +151,7 @@ Result<EventWatchResult> WatchEvents(const BrokerUrl& url, const EventWatchOptio
       return Error{"PSUBSCRIBE failed: " + std::string(batch->reply->str, batch->reply->len)};
     }
   }
-  out.ended = EpochSecondsNow();
+  out.ended = UnixSeconds();
   return out;
 }
 

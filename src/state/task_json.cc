@@ -2,9 +2,8 @@
 #include "state/task_json.h"
 
 namespace stalk {
-namespace {
 
-void Time(JsonWriter& w, std::string_view key, double v) {
+void WriteTimeOrNull(JsonWriter& w, std::string_view key, double v) {
   w.Key(key);
   if (v > 0) {
     w.Double(v);
@@ -12,6 +11,8 @@ void Time(JsonWriter& w, std::string_view key, double v) {
     w.Null();
   }
 }
+
+namespace {
 
 void Text(JsonWriter& w, std::string_view key, const CompactString& s) {
   w.Key(key);
@@ -55,14 +56,14 @@ void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool wi
   }
   Interned(w, st, "name", t.name);
   w.Field("state", st.StateName(t));
-  Time(w, "received", t.received);
-  Time(w, "sent", t.sent);
-  Time(w, "started", t.started);
-  Time(w, "rejected", t.rejected);
-  Time(w, "succeeded", t.succeeded);
-  Time(w, "failed", t.failed);
-  Time(w, "retried", t.retried);
-  Time(w, "revoked", t.revoked);
+  WriteTimeOrNull(w, "received", t.received);
+  WriteTimeOrNull(w, "sent", t.sent);
+  WriteTimeOrNull(w, "started", t.started);
+  WriteTimeOrNull(w, "rejected", t.rejected);
+  WriteTimeOrNull(w, "succeeded", t.succeeded);
+  WriteTimeOrNull(w, "failed", t.failed);
+  WriteTimeOrNull(w, "retried", t.retried);
+  WriteTimeOrNull(w, "revoked", t.revoked);
   Text(w, "args", t.args);
   Text(w, "kwargs", t.kwargs);
   Text(w, "eta", t.eta);
@@ -76,7 +77,7 @@ void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool wi
   Interned(w, st, "worker", t.worker);
   Text(w, "result", t.result);
   Text(w, "exception", t.exception);
-  Time(w, "timestamp", t.timestamp);
+  WriteTimeOrNull(w, "timestamp", t.timestamp);
   w.Key("runtime");
   if (t.runtime >= 0) {
     w.Double(t.runtime);
@@ -104,7 +105,7 @@ void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool wi
   Interned(w, st, "queue", t.queue);
   w.Key("lost");
   w.Bool(t.lost);
-  Time(w, "lost_at", t.lost_at);
+  WriteTimeOrNull(w, "lost_at", t.lost_at);
   w.EndObject();
 }
 
@@ -112,15 +113,16 @@ void WriteWorkerJson(const ClusterState& st, const Worker& wk, double now, JsonW
                      const InspectedFields* inspected) {
   bool inspected_active = false;
   if (inspected) {
-    for (const auto& [key, json] : *inspected) inspected_active |= key == "active";
+    for (const auto& [key, json] : *inspected)
+      inspected_active |= key == "active";
   }
   w.BeginObject();
   w.Field("hostname", wk.hostname);
   w.Key("status");
   w.Bool(st.IsAlive(wk, now));
   w.Field("freq", wk.freq);
-  Time(w, "last_heartbeat", wk.last_heartbeat);
-  Time(w, "offline_since", wk.offline_since);
+  WriteTimeOrNull(w, "last_heartbeat", wk.last_heartbeat);
+  WriteTimeOrNull(w, "offline_since", wk.offline_since);
   w.Key("pid");
   w.Int(wk.pid);
   w.Key("clock");

@@ -12,6 +12,9 @@
 
 namespace stalk {
 
+// Writes `key`: the timestamp, or null when it is unset (Stalk keeps 0 for "never happened").
+void WriteTimeOrNull(JsonWriter& w, std::string_view key, double v);
+
 // Writes one task object. `with_task_id` adds Flower's "task-id" key (used by /api/task/info).
 void WriteTaskJson(const ClusterState& st, const Task& t, JsonWriter& w, bool with_task_id = false);
 

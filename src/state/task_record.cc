@@ -2,6 +2,7 @@
 #include "state/task_record.h"
 
 #include "state/cluster_state.h"
+#include "state/task_json.h"
 
 namespace stalk {
 namespace {
@@ -28,15 +29,6 @@ std::optional<std::string> Ref(bool has, const Uuid& bytes, const CompactString&
     return std::string(text.view());
   }
   return FormatUuid(bytes);
-}
-
-void Time(JsonWriter& w, std::string_view key, double v) {
-  w.Key(key);
-  if (v > 0) {
-    w.Double(v);
-  } else {
-    w.Null();
-  }
 }
 
 void Opt(JsonWriter& w, std::string_view key, const std::optional<std::string>& s) {
@@ -94,14 +86,14 @@ void WriteTaskRecordJson(const TaskRecord& r, const std::vector<std::string>& ch
   }
   Opt(w, "name", r.name);
   w.Field("state", r.state);
-  Time(w, "received", r.received);
-  Time(w, "sent", r.sent);
-  Time(w, "started", r.started);
-  Time(w, "rejected", r.rejected);
-  Time(w, "succeeded", r.succeeded);
-  Time(w, "failed", r.failed);
-  Time(w, "retried", r.retried);
-  Time(w, "revoked", r.revoked);
+  WriteTimeOrNull(w, "received", r.received);
+  WriteTimeOrNull(w, "sent", r.sent);
+  WriteTimeOrNull(w, "started", r.started);
+  WriteTimeOrNull(w, "rejected", r.rejected);
+  WriteTimeOrNull(w, "succeeded", r.succeeded);
+  WriteTimeOrNull(w, "failed", r.failed);
+  WriteTimeOrNull(w, "retried", r.retried);
+  WriteTimeOrNull(w, "revoked", r.revoked);
   Opt(w, "args", r.args);
   Opt(w, "kwargs", r.kwargs);
   Opt(w, "eta", r.eta);
@@ -115,7 +107,7 @@ void WriteTaskRecordJson(const TaskRecord& r, const std::vector<std::string>& ch
   Opt(w, "worker", r.worker);
   Opt(w, "result", r.result);
   Opt(w, "exception", r.exception);
-  Time(w, "timestamp", r.timestamp);
+  WriteTimeOrNull(w, "timestamp", r.timestamp);
   w.Key("runtime");
   if (r.runtime >= 0) {
     w.Double(r.runtime);
@@ -141,7 +133,7 @@ void WriteTaskRecordJson(const TaskRecord& r, const std::vector<std::string>& ch
   Opt(w, "queue", r.queue);
   w.Key("lost");
   w.Bool(r.lost);
-  Time(w, "lost_at", r.lost_at);
+  WriteTimeOrNull(w, "lost_at", r.lost_at);
   w.EndObject();
 }
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/thread_name.h"
 #include "store/cost_rollup.h"
 #include "store/schema.h"
@@ -28,12 +29,16 @@ Error Fail(sqlite3* db, int rc, std::string_view what) {
   return Error{msg};
 }
 
-class Stmt {
+}  // namespace
+
+// A prepared statement, finalized when it goes. Outside the anonymous namespace because
+// SqliteStore::Writer (declared in the header) holds some.
+class SqliteStmt {
  public:
-  Stmt() = default;
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() { sqlite3_finalize(s_); }
+  SqliteStmt() = default;
+  SqliteStmt(const SqliteStmt&) = delete;
+  SqliteStmt& operator=(const SqliteStmt&) = delete;
+  ~SqliteStmt() { sqlite3_finalize(s_); }
   Result<bool> Prepare(sqlite3* db, const std::string& sql) {
     sqlite3_finalize(s_);
     s_ = nullptr;
@@ -76,6 +81,8 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
+namespace {
+
 class Row final : public SqlRow {
  public:
   explicit Row(sqlite3_stmt* s) : s_(s) {}
@@ -115,7 +122,7 @@ Result<bool> Exec(sqlite3* db, const std::string& sql) {
 // Runs `sql` with `args`, calling on_row for each row. Returns SQLITE_DONE or an error.
 template <typename OnRow>
 Result<bool> Query(sqlite3* db, const std::string& sql, std::initializer_list<SqlValue> args, OnRow on_row) {
-  Stmt st;
+  SqliteStmt st;
   if (auto r = st.Prepare(db, sql); !r) {
     return r;
   }
@@ -200,11 +207,11 @@ Result<bool> Migrate(sqlite3* db) {
         return fail(r.error());
       }
     }
-    Stmt ins;
+    SqliteStmt ins;
     if (auto r = ins.Prepare(db, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)"); !r) {
       return fail(r.error());
     }
-    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double now = UnixSeconds();
     const SqlValue args[2] = {SqlValue::Int(version), SqlValue::Double(now)};
     ins.Bind(args, 2);
     if (const int rc = ins.Run(); rc != SQLITE_DONE) {
@@ -228,8 +235,8 @@ struct SqliteStore::Writer {
     ~Connection() { sqlite3_close_v2(db); }
   } conn;
   sqlite3* db = nullptr;  // conn.db
-  Stmt task, transition, worker, event;
-  Stmt retention_select, retention_transitions, retention_task, retention_events, retention_workers;
+  SqliteStmt task, transition, worker, event;
+  SqliteStmt retention_select, retention_transitions, retention_task, retention_events, retention_workers;
   std::array<SqlValue, kTaskColumns> values{};
   std::string loadavg;
 };
@@ -335,7 +342,7 @@ Result<bool> SqliteStore::Write(const WriteBatch& batch) {
 
 Result<bool> SqliteStore::WriteInTransaction(const WriteBatch& batch) {
   Writer& w = *writer_;
-  auto run = [&](Stmt& st, size_t n, const char* what) -> Result<bool> {
+  auto run = [&](SqliteStmt& st, size_t n, const char* what) -> Result<bool> {
     st.Bind(w.values.data(), n);
     const int rc = st.Run();
     if (rc != SQLITE_DONE) {
@@ -484,7 +491,7 @@ Result<size_t> SqliteStore::ForEachRecentTask(size_t limit, const std::function<
   bool failed = false;
   size_t total = 0;
   auto read_slices = [&](sqlite3* db, int64_t parity) -> Result<bool> {
-    Stmt st;
+    SqliteStmt st;
     if (auto p = st.Prepare(db, "SELECT " + TaskColumnList() +
                                     " FROM tasks WHERE rowid >= ?1 AND rowid < ?2"
                                     " ORDER BY rowid");
@@ -574,7 +581,7 @@ Result<std::vector<TaskRecord>> SqliteStore::SearchTasks(const TaskSearch& q) {
   STALK_READ_LOCK();
   std::vector<std::string> params;
   const std::string sql = TaskSearchSql(SqlDialect::kSqlite, q, params);
-  Stmt st;
+  SqliteStmt st;
   if (auto r = st.Prepare(reader_, sql); !r)
     return Error{r.error()};
   std::vector<SqlValue> values;
@@ -673,7 +680,8 @@ Result<bool> SqliteStore::AppendAudit(const std::vector<AuditEntry>& entries) {
 // ------------------------------------------------------------------ silences, cost rollup (schema 4)
 
 Result<bool> SqliteStore::SaveSilence(const SilenceRecord& s) {
-  if (!writer_) return Error{"store is not open"};
+  if (!writer_)
+    return Error{"store is not open"};
   return Query(writer_->db,
                "INSERT OR REPLACE INTO silences (" + std::string(kSilenceColumns) + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                {SqlValue::Text(s.id), SqlValue::Text(s.matchers_json), SqlValue::Double(s.starts_at),
@@ -682,41 +690,52 @@ Result<bool> SqliteStore::SaveSilence(const SilenceRecord& s) {
 }
 
 Result<bool> SqliteStore::DeleteSilence(std::string_view id) {
-  if (!writer_) return Error{"store is not open"};
+  if (!writer_)
+    return Error{"store is not open"};
   return Query(writer_->db, "DELETE FROM silences WHERE id = ?1", {SqlValue::Text(id)}, [](const SqlRow&) {});
 }
 
 Result<std::vector<SilenceRecord>> SqliteStore::LoadSilences() {
   std::lock_guard lock(read_mu_);
-  if (!reader_) return Error{"not connected"};
+  if (!reader_)
+    return Error{"not connected"};
   std::vector<SilenceRecord> out;
   auto r = Query(reader_, "SELECT " + std::string(kSilenceColumns) + " FROM silences ORDER BY starts_at, id", {},
                  [&](const SqlRow& row) {
                    out.push_back(SilenceRecord{std::string(row.Text(0)), std::string(row.Text(1)), row.Double(2),
                                                row.Double(3), std::string(row.Text(4)), std::string(row.Text(5))});
                  });
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
 Result<bool> SqliteStore::AddCostRollup(const std::vector<FinishedTaskCost>& tasks) {
-  if (!writer_) return Error{"store is not open"};
+  if (!writer_)
+    return Error{"store is not open"};
   // One writer: every task reported here is new (a failed transaction adds nothing), no dedup needed.
   std::vector<const FinishedTaskCost*> all;
   all.reserve(tasks.size());
-  for (const auto& t : tasks) all.push_back(&t);
+  for (const auto& t : tasks)
+    all.push_back(&t);
   const std::vector<CostRollupRow> rows = AggregateCost(all);
   sqlite3* db = writer_->db;
-  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r) return r;
-  Stmt st;
+  if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r)
+    return r;
+  SqliteStmt st;
   if (auto r = st.Prepare(db, CostRollupUpsertSql(SqlDialect::kSqlite)); !r) {
     (void)Exec(db, "ROLLBACK");
     return r;
   }
   for (const CostRollupRow& c : rows) {
-    const SqlValue v[9] = {SqlValue::Double(c.hour),           SqlValue::Text(c.name),    SqlValue::Text(c.queue),
-                           SqlValue::Text(c.worker),           SqlValue::Double(c.worker_seconds),
-                           SqlValue::Int(c.runs),              SqlValue::Int(c.estimated), SqlValue::Double(c.first_at),
+    const SqlValue v[9] = {SqlValue::Double(c.hour),
+                           SqlValue::Text(c.name),
+                           SqlValue::Text(c.queue),
+                           SqlValue::Text(c.worker),
+                           SqlValue::Double(c.worker_seconds),
+                           SqlValue::Int(c.runs),
+                           SqlValue::Int(c.estimated),
+                           SqlValue::Double(c.first_at),
                            SqlValue::Double(c.last_at)};
     st.Bind(v, 9);
     if (const int rc = st.Run(); rc != SQLITE_DONE) {
@@ -730,7 +749,8 @@ Result<bool> SqliteStore::AddCostRollup(const std::vector<FinishedTaskCost>& tas
 
 Result<std::vector<CostRollupRow>> SqliteStore::LoadCostRollup(double since) {
   std::lock_guard lock(read_mu_);
-  if (!reader_) return Error{"not connected"};
+  if (!reader_)
+    return Error{"not connected"};
   std::vector<CostRollupRow> out;
   auto r = Query(reader_, "SELECT " + std::string(kCostRollupColumns) + " FROM cost_hourly WHERE hour > ?1",
                  {SqlValue::Double(since - 3600)}, [&](const SqlRow& row) {
@@ -738,12 +758,14 @@ Result<std::vector<CostRollupRow>> SqliteStore::LoadCostRollup(double since) {
                                                std::string(row.Text(3)), row.Double(4), row.Int(5), row.Int(6),
                                                row.Double(7), row.Double(8)});
                  });
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return out;
 }
 
 Result<bool> SqliteStore::DeleteCostRollupBefore(double cutoff, double counted_cutoff) {
-  if (!writer_) return Error{"store is not open"};
+  if (!writer_)
+    return Error{"store is not open"};
   if (auto r = Query(writer_->db, "DELETE FROM cost_counted WHERE hour + 3600 <= ?1",
                      {SqlValue::Double(counted_cutoff)}, [](const SqlRow&) {});
       !r) {

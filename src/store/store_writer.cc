@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/thread_name.h"
 #include "state/cluster_state.h"
 #include "store/row_codec.h"
@@ -35,8 +36,6 @@ std::pair<WriteBatch, WriteBatch> Halves(const WriteBatch& b) {
 }
 
 }  // namespace
-
-double StoreNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 StoreWriter::StoreWriter(StoreWriterOptions options)
     : options_(std::move(options)),
@@ -71,7 +70,7 @@ std::shared_ptr<Store> StoreWriter::store() const {
 }
 
 void StoreWriter::Start() {
-  next_retention_ = StoreNow() + std::min(options_.retention_interval, 10.0);
+  next_retention_ = UnixSeconds() + std::min(options_.retention_interval, 10.0);
   thread_ = std::thread([this] {
     NameThisThread("stalk-store");
     Run();
@@ -127,7 +126,7 @@ void StoreWriter::PushEventRow(const Event& ev) {
     return;
   }
   scratch_.clear();
-  EncodeEventRow(ev, StoreNow(), scratch_);
+  EncodeEventRow(ev, UnixSeconds(), scratch_);
   Push();
 }
 
@@ -168,7 +167,7 @@ void StoreWriter::OnWorkerOffline(const ClusterState& state, const Worker& worke
 
 void StoreWriter::RecordError(const std::string& what) {
   stats_.errors.fetch_add(1, std::memory_order_relaxed);
-  stats_.last_error_at = StoreNow();
+  stats_.last_error_at = UnixSeconds();
   stats_.SetLastError(what);
   stats_.healthy = false;
   if (error_log_.Allow()) {
@@ -215,7 +214,7 @@ Result<size_t> StoreWriter::WriteWithSplit(Store& store, const WriteBatch& batch
 }
 
 void StoreWriter::RetentionStep(Store& store) {
-  const double now = StoreNow();
+  const double now = UnixSeconds();
   if (!retention_cutoff_) {
     double cutoff = options_.retention_age > 0 ? now - options_.retention_age : 0;
     if (options_.max_stored_tasks > 0) {
@@ -331,7 +330,7 @@ void StoreWriter::Run() {
           builder.Add(std::move(c.bytes));
         }
         chunks.clear();
-        pending = builder.Take(StoreNow());
+        pending = builder.Take(UnixSeconds());
         queue_.Recycle(builder.spent());
         pending_rows = rows;
         queue_.SetReserved(bytes);
@@ -378,7 +377,7 @@ void StoreWriter::Run() {
         stats_.events_committed.fetch_add(pending->events.size(), std::memory_order_relaxed);
         stats_.batches.fetch_add(1, std::memory_order_relaxed);
         stats_.last_batch_seconds = took;
-        stats_.last_commit_at = StoreNow();
+        stats_.last_commit_at = UnixSeconds();
         stats_.healthy = true;
         cost_rollup_.Observe(*store, *pending);
         rows_done_.fetch_add(pending_rows);
@@ -417,7 +416,7 @@ void StoreWriter::Run() {
       WriteAudit(*store);
       RunSubmitted(*store);
     }
-    if (retention && store && !pending && !stop_ && StoreNow() >= next_retention_) {
+    if (retention && store && !pending && !stop_ && UnixSeconds() >= next_retention_) {
       RetentionStep(*store);
     }
   }

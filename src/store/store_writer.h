@@ -137,6 +137,4 @@ class StoreWriter : public StateListener {
   std::thread thread_;
 };
 
-double StoreNow();  // wall clock, epoch seconds
-
 }  // namespace stalk

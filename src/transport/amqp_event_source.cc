@@ -8,13 +8,12 @@
 #include <mutex>
 #include <random>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 
 namespace stalk {
 namespace {
-
-double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 std::string RandomUuid() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -72,7 +71,7 @@ void AmqpEventSource::Run() {
       Session();
       conn_.Close();
       stats_.broker_connected = false;
-      stats_.last_disconnected_at = Now();
+      stats_.last_disconnected_at = UnixSeconds();
     }
     if (stop_) {
       break;
@@ -126,7 +125,7 @@ void AmqpEventSource::Session() {
     queue_name_ = queue;
   }
   stats_.broker_connected = true;
-  stats_.last_connected_at = Now();
+  stats_.last_connected_at = UnixSeconds();
   if (connected_once_) {
     stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
     log->info("reconnected to {} (queue {}); events published while disconnected were not seen", url_.Redacted(),
@@ -153,7 +152,7 @@ void AmqpEventSource::Session() {
       if ((env.message.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0) {
         content_type = AmqpText(env.message.properties.content_type);
       }
-      sink_(std::move(bytes), content_type, Now());
+      sink_(std::move(bytes), content_type, UnixSeconds());
       last_tag = env.delivery_tag;
     });
     if (!r) {

@@ -4,13 +4,13 @@
 #include <chrono>
 #include <random>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 
 namespace stalk {
 namespace {
 
-double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 std::chrono::steady_clock::time_point Mono() { return std::chrono::steady_clock::now(); }
 
 }  // namespace
@@ -62,7 +62,7 @@ void RedisEventSource::Run() {
       backoff_ms = 100;
       Session();
       stats_.broker_connected = false;
-      stats_.last_disconnected_at = Now();
+      stats_.last_disconnected_at = UnixSeconds();
     }
     if (stop_) {
       break;
@@ -99,7 +99,7 @@ void RedisEventSource::Session() {
       stats_.messages_received.fetch_add(1, std::memory_order_relaxed);
       stats_.bytes_received.fetch_add(payload.size(), std::memory_order_relaxed);
       if (received_at == 0) {
-        received_at = Now();
+        received_at = UnixSeconds();
       }
       // Room for the decoder's SIMD padding (simdjson needs 64 readable bytes past the end), so the
       // writer parses the payload in place instead of copying it.
@@ -150,7 +150,7 @@ void RedisEventSource::Session() {
     } else if (kind == "psubscribe") {
       if (++confirmations == patterns.size()) {
         stats_.broker_connected = true;
-        stats_.last_connected_at = Now();
+        stats_.last_connected_at = UnixSeconds();
         if (connected_once_) {
           stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
           log->info("reconnected to {}; events published while disconnected were not seen", url_.Redacted());

@@ -107,6 +107,34 @@ def free_port():
         return s.getsockname()[1]
 
 
+# What ASan, LSan, UBSan and TSan print when they find something (scripts/sanitize.sh builds). ASan
+# and UBSan abort stalk at once; LSan speaks only at exit and TSan may be told to go on, so the log is
+# read after every stop.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                     "SUMMARY: UndefinedBehaviorSanitizer", ": runtime error: ")
+
+
+# Sanitizer builds pay memory per allocation (ASan redzones, shadow and quarantine; TSan shadow), so a
+# bound on RSS growth measured for the real allocator is scaled by this when STALK_SANITIZER names one
+# (scripts/sanitize.sh sets it). The bounds still catch growth without limit.
+MEMORY_FACTOR = {"": 1, "thread": 8}.get(os.environ.get("STALK_SANITIZER", ""), 3)
+
+
+class SanitizerReport(FatalError):
+    pass
+
+
+def raise_on_sanitizer_report(log_path):
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except FileNotFoundError:
+        return
+    for marker in SANITIZER_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            raise SanitizerReport(f"{log_path} has a sanitizer report:\n{text[max(0, at - 200):at + 8000]}")
+
+
 def tail(path, max_bytes=12000):
     try:
         with open(path, "rb") as f:
@@ -351,7 +379,7 @@ class Stalk:
         """
         def subscribed():
             self.check_alive()
-            ports = _local_ports_to(self.proc.pid, redis_server.port)
+            ports = local_ports_to(self.proc.pid, redis_server.port)
             for c in redis_server.client(socket_timeout=2).client_list():
                 port = int(c["addr"].rsplit(":", 1)[1])
                 if port in ports and int(c.get("psub", 0)) + int(c.get("sub", 0)) > 0:
@@ -363,6 +391,7 @@ class Stalk:
         if self.proc.popen is not None and not self.proc.alive() and self.unexpected_exit is None:
             self.unexpected_exit = self.proc.returncode()
         self.proc.stop(signal.SIGTERM, timeout=10)
+        raise_on_sanitizer_report(self.proc.log)
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -402,7 +431,7 @@ class Stalk:
         return self.get_json("/api/workers?status=1")
 
 
-def _local_ports_to(pid, remote_port):
+def local_ports_to(pid, remote_port):
     """Local ports of pid's TCP sockets whose peer port is remote_port (Linux /proc)."""
     inodes = set()
     fd_dir = f"/proc/{pid}/fd"

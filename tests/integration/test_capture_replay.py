@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from harness import wait_for
+from harness import local_ports_to, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,15 @@ def capture_file(stalk_bin, redis_server, stalk, worker, celery_app, module_tmp,
          "--max-messages", "1000000"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        # The capture's own subscription must be up before tasks are sent: stalk serve is one pattern
-        # subscriber, the capture is a second (PUBSUB NUMPAT counts patterns, not subscribers).
+        # The capture's own subscription must be up before tasks are sent (and before the SIGINT below:
+        # a capture still starting would die of it): its connection, found by its local port.
         client = redis_server.client()
-        wait_for(lambda: sum(1 for c in client.client_list() if int(c.get("psub", 0)) > 0) >= 2, 15,
-                 "capture subscribed")
+
+        def capture_subscribed():
+            ports = local_ports_to(proc.pid, redis_server.port)
+            return any(int(c["addr"].rsplit(":", 1)[1]) in ports and int(c.get("psub", 0)) > 0
+                       for c in client.client_list())
+        wait_for(capture_subscribed, 15, "capture subscribed")
         results = [celery_app.tasks["app.add"].delay(i, i) for i in range(20)]
         results += [celery_app.tasks["app.fail"].delay(f"boom {i}") for i in range(5)]
         for r in results:

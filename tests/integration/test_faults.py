@@ -32,7 +32,7 @@ import uuid
 import pytest
 
 import app as fixture_app
-from harness import (Stalk, Worker, event_channel, free_port, kombu_envelope, task_event, wait_for,
+from harness import (MEMORY_FACTOR, Stalk, Worker, event_channel, free_port, kombu_envelope, task_event, wait_for,
                      wait_until)
 
 TASK_MULTI = event_channel("task.multi")
@@ -459,7 +459,7 @@ def test_slow_sse_consumers_are_dropped_and_memory_stays_bounded(stalk_bin, redi
         p99 = latencies[int(0.99 * (len(latencies) - 1))]
         # Bound: the state for at most --max_tasks (100,000) tasks at ~0.4 KB, 20 x 1 MiB of unsent stream
         # bytes at most, and allocator slack; streams that kept every event would pass it.
-        bound = 100
+        bound = 100 * MEMORY_FACTOR
         assert rss_peak - rss_start < bound, (rss_start, rss_peak, bound)
         assert p99 < 2.0, latencies[-5:]
         report(f"20 never-reading SSE clients during {flood.tasks} events: RSS {rss_start:.0f} -> peak "

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/json_writer.h"
 #include "protocol/event.h"
 #include "state/cluster_state.h"
@@ -694,7 +695,7 @@ TEST(StoreWriterTest, RetentionByAgeAndCount) {
     auto store = MustOpen(path);
     ASSERT_TRUE(store);
     WriteBatch b;
-    const double now = StoreNow();
+    const double now = UnixSeconds();
     for (int i = 0; i < 30; ++i) {
       b.tasks.push_back(Record(Uuid(i), now - 7200 + i));  // two hours old
     }
@@ -950,7 +951,7 @@ TEST(StoreWriterTest, CostRollupAndSubmittedWritesGoThroughTheWriterThread) {
   writer.Start();
   writer.Submit([](Store& s) { return s.SaveSilence({"x1", R"({"alertname":"A"})", 1, 2, "", ""}); });
   SharedState state(StateOptions{});
-  const double now = StoreNow();
+  const double now = UnixSeconds();
   {
     auto w = state.Write();
     w->AddListener(&writer);
