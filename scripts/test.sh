@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test run: what CI runs (.ci/run). Installs what is missing (scripts/bootstrap.sh), then
 # three stages, each in its own build tree, all warnings as errors:
-#   asan  build-address-undefined/: g++ with AddressSanitizer, LeakSanitizer and UBSan, benchmarks
-#         built; every ctest test: unit tests, the fuzz-corpus replay, the integration tests against
+#   asan  build-address-undefined/: g++ with AddressSanitizer, LeakSanitizer and UBSan (a unity
+#         build: CI's cores are few), benchmarks built; every ctest test: unit tests, the fuzz-corpus replay, the integration tests against
 #         real servers (redis-server, rabbitmq-server, postgresql, Celery workers, chromium...) and the
 #         2-minute soak. Any sanitizer report fails the test that caused it.
 #   tsan  build-thread/: ThreadSanitizer (unity build); the unit tests and the integration tests whose
 #         code paths have the most threads (TSAN_TESTS).
-#   fuzz  build-fuzz/: clang + libFuzzer; every fuzzer for FUZZ_SECONDS (30), two at a time.
+#   fuzz  build-fuzz/: clang + libFuzzer; every fuzzer for FUZZ_SECONDS (20), two at a time.
 #
 #   scripts/test.sh                         all three stages (CI)
 #   scripts/test.sh -L unit                 the asan stage only, with these ctest arguments
@@ -30,15 +30,15 @@ for s in $STAGES; do
       ;;
     asan)
       stage asan "AddressSanitizer + UBSan, every test"
-      JOBS=2 STALK_BENCH=ON bash scripts/sanitize.sh address,undefined all "$@"
+      JOBS=2 STALK_UNITY=ON STALK_BENCH=ON bash scripts/sanitize.sh address,undefined all "$@"
       ;;
     tsan)
       stage tsan "ThreadSanitizer: unit tests and $TSAN_TESTS"
       JOBS=2 STALK_UNITY=ON SAN_TESTS=$TSAN_TESTS bash scripts/sanitize.sh thread all
       ;;
     fuzz)
-      stage fuzz "every fuzzer, ${FUZZ_SECONDS:-30} s each"
-      FUZZ_JOBS=2 FUZZ_BUILD_JOBS=2 STALK_UNITY=ON bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+      stage fuzz "every fuzzer, ${FUZZ_SECONDS:-20} s each"
+      FUZZ_JOBS=2 FUZZ_BUILD_JOBS=2 STALK_UNITY=ON bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
       ;;
     *) echo "test.sh: unknown stage '$s' (asan, tsan, fuzz, plain)" >&2; exit 2 ;;
   esac

@@ -234,8 +234,6 @@ int RunServe(ServeSettings s) {
   if (const char* delay = std::getenv("STALK_TEST_WRITER_DELAY_US")) {  // fault tests only (test_faults.py)
     po.test_writer_delay_us = std::atoi(delay);
   }
-  IngestPipeline pipeline(state, queue, stats, po);
-
   std::unique_ptr<CaptureWriter> capture;
   if (!s.capture.empty()) {
     auto w = CaptureWriter::Open(s.capture);
@@ -244,14 +242,11 @@ int RunServe(ServeSettings s) {
       return 2;
     }
     capture.reset(*w);
+    po.capture = capture.get();
   }
+  IngestPipeline pipeline(state, queue, stats, po);
 
-  auto push = [&](RawMessage&& m) {
-    if (capture) {
-      capture->Write(m);
-    }
-    queue.Push(std::move(m));
-  };
+  auto push = [&](RawMessage&& m) { queue.Push(std::move(m)); };
   // The event source and queue-length readers for the broker kind (Redis or RabbitMQ).
   std::unique_ptr<RedisEventSource> redis_source;
   std::unique_ptr<AmqpEventSource> amqp_source;

@@ -123,6 +123,11 @@ void IngestPipeline::Run() {
   double next_tick = 0;
   for (;;) {
     const bool more = queue_.PopBatch(batch, options_.batch_max, 200);
+    if (options_.capture != nullptr) {
+      for (const RawMessage& m : batch) {
+        options_.capture->Write(m);
+      }
+    }
     ApplyBatch(batch);
     NoteShedLevel();
     if (options_.test_writer_delay_us > 0 && !batch.empty()) {

@@ -13,6 +13,7 @@
 
 #include "common/ingest_stats.h"
 #include "common/log.h"
+#include "ingest/capture_file.h"
 #include "ingest/ingest_queue.h"
 #include "protocol/event_decoder.h"
 #include "protocol/reject_reason.h"
@@ -36,6 +37,10 @@ struct PipelineOptions {
   // CPU, so this costs the writer little. Scheduling groups (autogroup, cgroups) give Stalk its share
   // as a whole; this only orders the threads within it.
   int writer_nice = 5;
+  // `stalk serve --capture`: every message taken from the queue is written here before it is decoded.
+  // On this thread, never the broker reader's: a slow disk then fills the ingest queue, which sheds
+  // (counted), instead of stalling the reader until Redis cuts it off. Not owned.
+  CaptureWriter* capture = nullptr;
   // TEST ONLY: the writer sleeps this long after every batch, to make it artificially slow so the
   // fault tests can fill the ingest queue and watch load shedding (set from the environment variable
   // STALK_TEST_WRITER_DELAY_US by `stalk serve`; 0 in production).

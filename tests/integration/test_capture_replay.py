@@ -6,10 +6,11 @@ no rejects, and track exactly the tasks that ran.
 """
 import re
 import subprocess
+import uuid
 
 import pytest
 
-from harness import local_ports_to, wait_for
+from harness import Stalk, event_channel, kombu_envelope, local_ports_to, task_event, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +79,25 @@ def test_replay_rejects_a_file_that_is_not_a_capture(stalk_bin, module_tmp):
     out = subprocess.run([str(stalk_bin), "replay", str(bogus)], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "not a Stalk capture file" in out.stderr
+
+
+def test_serve_capture_records_what_it_applies(stalk_bin, redis_server, module_tmp):
+    """`stalk serve --capture` writes messages on the state writer's thread (not the broker reader's):
+    what it applied is in the file, and a replay of the file tracks the same tasks."""
+    path = module_tmp / "serve.stalkcap"
+    s = Stalk(stalk_bin, redis_server.url, module_tmp / "stalk-capture",
+              extra_args=["--db", "none", "--capture", str(path)]).start()
+    try:
+        s.wait_ready(redis_server)
+        ids = [str(uuid.uuid4()) for _ in range(30)]
+        client = redis_server.client()
+        for i in ids:
+            client.publish(event_channel("task.multi"),
+                           kombu_envelope([task_event("task-received", i, name="app.add", args="(1, 2)")]))
+        wait_for(lambda: set(ids) <= set(s.get_json("/api/tasks?limit=0")), 20, "stalk applied all 30 tasks")
+    finally:
+        s.stop()
+    out = subprocess.run([str(stalk_bin), "replay", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"events applied 30, rejected 0", out.stdout), out.stdout
+    assert int(re.search(r"tasks tracked (\d+)", out.stdout).group(1)) == 30, out.stdout

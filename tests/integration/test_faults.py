@@ -32,8 +32,8 @@ import uuid
 import pytest
 
 import app as fixture_app
-from harness import (MEMORY_FACTOR, Stalk, Worker, event_channel, free_port, kombu_envelope, task_event, wait_for,
-                     wait_until)
+from harness import (MEMORY_FACTOR, SANITIZER, Stalk, Worker, event_channel, free_port, kombu_envelope, task_event,
+                     wait_for, wait_until)
 
 TASK_MULTI = event_channel("task.multi")
 ORDERS = event_channel("order.paid")  # an application's own event type (custom event)
@@ -368,6 +368,8 @@ class Flood(threading.Thread):
             self.error = exc
 
 
+@pytest.mark.skipif(SANITIZER == "thread", reason="a claim about the reader's speed: under TSan it reads "
+                    "several times slower, and Redis's 1 MiB limit cuts it off whatever the writer does")
 def test_slow_writer_sheds_in_order_and_redis_never_cuts_stalk_off(stalk_bin, redis_server, module_tmp):
     client = redis_server.client()
     old_limit = client.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
@@ -460,7 +462,8 @@ def test_slow_sse_consumers_are_dropped_and_memory_stays_bounded(stalk_bin, redi
         # Bound: the state for at most --max_tasks (100,000) tasks at ~0.4 KB, 20 x 1 MiB of unsent stream
         # bytes at most, and allocator slack; streams that kept every event would pass it.
         bound = 100 * MEMORY_FACTOR
-        assert rss_peak - rss_start < bound, (rss_start, rss_peak, bound)
+        if MEMORY_FACTOR:
+            assert rss_peak - rss_start < bound, (rss_start, rss_peak, bound)
         assert p99 < 2.0, latencies[-5:]
         report(f"20 never-reading SSE clients during {flood.tasks} events: RSS {rss_start:.0f} -> peak "
                f"{rss_peak:.0f} MiB (bound +{bound:.0f}); dropped_slow={streams['dropped_slow']}; "
