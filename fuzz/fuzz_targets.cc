@@ -6,8 +6,14 @@ namespace stalk::fuzz {
 
 std::span<const FuzzTarget> AllTargets() {
   static constexpr FuzzTarget kTargets[] = {
-      {"fuzz_envelope", FuzzEnvelope}, {"fuzz_body", FuzzBody},           {"fuzz_http", FuzzHttp},
-      {"fuzz_broker_url", FuzzBrokerUrl}, {"fuzz_task_query", FuzzTaskQuery}, {"fuzz_resp", FuzzResp},
+      {"fuzz_envelope", FuzzEnvelope},
+      {"fuzz_body", FuzzBody},
+      {"fuzz_http", FuzzHttp},
+      {"fuzz_broker_url", FuzzBrokerUrl},
+      {"fuzz_task_query", FuzzTaskQuery},
+      {"fuzz_resp", FuzzResp},
+      {"fuzz_config", FuzzConfig},
+      {"fuzz_control_reply", FuzzControlReply},
   };
   return kTargets;
 }

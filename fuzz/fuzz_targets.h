@@ -36,6 +36,13 @@ int FuzzTaskQuery(const uint8_t* data, size_t size);
 // Raw RESP bytes as Redis sends them to a subscriber: ParsePMessage (ReadPubSub's fast path) must
 // agree with hiredis on every pmessage it recognizes.
 int FuzzResp(const uint8_t* data, size_t size);
+// Operator-written text, the first byte picking the parser: a --metric_rules file, its `sla:` section,
+// an --alerts_config file, a silence POST body (and matchers JSON), a task submission body and date.
+// Errors must say why; a metric-rules error starts with "file:line:column".
+int FuzzConfig(const uint8_t* data, size_t size);
+// What comes back from workers and the result backend: a pidbox reply envelope (DecodeRedisEnvelope,
+// DecodePidboxReply: every reply names its worker) and a stored result document (ParseResultMeta).
+int FuzzControlReply(const uint8_t* data, size_t size);
 
 struct FuzzTarget {
   std::string_view name;  // the fuzzer binary's name and its corpus folder, fuzz/corpus/<name>/

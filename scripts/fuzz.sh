@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-ALL=(fuzz_envelope fuzz_body fuzz_http fuzz_broker_url fuzz_task_query fuzz_resp)
+ALL=(fuzz_envelope fuzz_body fuzz_http fuzz_broker_url fuzz_task_query fuzz_resp fuzz_config fuzz_control_reply)
 if (($#)); then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 
@@ -31,6 +31,8 @@ dict_for() {
     fuzz_http | fuzz_task_query) echo fuzz/dict/http.dict ;;
     fuzz_broker_url) echo fuzz/dict/broker_url.dict ;;
     fuzz_resp) echo fuzz/dict/resp.dict ;;
+    fuzz_config) echo fuzz/dict/config.dict ;;
+    fuzz_control_reply) echo fuzz/dict/control_reply.dict ;;
   esac
 }
 max_len_for() {
