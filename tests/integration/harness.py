@@ -332,6 +332,9 @@ class Stalk:
         self.dir = Path(work_dir)
         self.port = port or free_port()
         extra = list(extra_args) + shlex.split(os.environ.get("STALK_EXTRA_ARGS", ""))
+        # Every route, /healthcheck included, moves under --url_prefix.
+        prefix = next((extra[i + 1] for i, a in enumerate(extra[:-1]) if a == "--url_prefix"), "")
+        self.healthcheck = f"/{prefix.strip('/')}/healthcheck" if prefix.strip("/") else "/healthcheck"
         # Hermetic: stalk reads STALK_*/FLOWER_* settings and broker URLs from the environment.
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("STALK_", "FLOWER_")) and k not in ("BROKER_URL", "CELERY_BROKER_URL")}
@@ -359,7 +362,7 @@ class Stalk:
         start-up restore of history (if any) is over: the API shows the whole state."""
         def http_up():
             self.check_alive()
-            return self.request("/healthcheck", timeout=2).status > 0
+            return self.request(self.healthcheck, timeout=2).status > 0
         wait_for(http_up, timeout, "stalk to answer HTTP on /healthcheck")
         self.wait_subscribed(redis_server, timeout)
         self.wait_restored(timeout)
@@ -373,7 +376,7 @@ class Stalk:
         first, so the 503 is brief)."""
         def restored():
             self.check_alive()
-            resp = self.request("/healthcheck", timeout=2)
+            resp = self.request(self.healthcheck, timeout=2)
             return resp.status == 200 and "restoring history" not in resp.text
         wait_for(restored, timeout, "stalk to finish restoring history")
 
