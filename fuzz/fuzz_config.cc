@@ -1,11 +1,14 @@
 // Stalk — Celery monitoring server.
 // fuzz_config: the text operators write — a --metric_rules file (business metrics and its `sla:`
 // section), an --alerts_config file, a silence POST body, a task submission body (/api/task/apply) and
-// its ETA/expires dates. The first byte picks the parser; the rest is the text.
+// its ETA/expires dates, and a `--conf` file (each value then set as `stalk serve` would). The first
+// byte picks the parser; the rest is the text.
 #include <string>
+#include <string_view>
 
 #include "alerts/alert_config.h"
 #include "alerts/silences.h"
+#include "cli/settings.h"
 #include "control/task_submission.h"
 #include "custom/metric_rules.h"
 #include "custom/sla_tracker.h"
@@ -31,7 +34,7 @@ int FuzzConfig(const uint8_t* data, size_t size) {
     return 0;
   }
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
       auto rules = MetricRules::Parse(text, "rules.yml");
       ExpectReason(rules);
@@ -61,6 +64,27 @@ int FuzzConfig(const uint8_t* data, size_t size) {
       ExpectReason(ParseTaskSubmission(text, "app.add", kNow));
       auto date = ParseTaskDate(text);
       ExpectReason(date);
+      break;
+    }
+    case 5: {
+      auto file = ParseConfigText(text, "stalk.conf");
+      if (!file) {
+        FuzzCheck(file.error().rfind("stalk.conf:", 0) == 0, "a config error starts with where it is");
+        break;
+      }
+      ServeSettings settings;
+      for (const auto& [name, value] : *file) {
+        FuzzCheck(!name.empty() && name.find_first_of("=\n") == std::string::npos, "a key is one line's left side");
+        FuzzCheck(std::string_view(" \t\r").find(name.front()) == std::string_view::npos &&
+                      std::string_view(" \t\r").find(name.back()) == std::string_view::npos,
+                  "a key is trimmed");
+        auto set = AssignSetting(settings, name, value);
+        // The value may be a secret (a broker password, a cookie secret): errors name only the setting.
+        if (!set) {
+          FuzzCheck(set.error() == "unknown setting '" + name + "'" || set.error() == "invalid value for '" + name + "'",
+                    "a setting error names the setting, never the value");
+        }
+      }
       break;
     }
   }

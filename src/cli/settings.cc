@@ -200,43 +200,62 @@ std::string Upper(std::string s) {
   return s;
 }
 
-Result<std::map<std::string, std::string>> ReadConfigFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return Error{"cannot read config file " + path};
-  }
-  std::map<std::string, std::string> out;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    const size_t hash = line.find('#');
-    if (hash != std::string::npos && line.find_first_of("'\"") > hash) {
-      line.resize(hash);
+const SettingDef* FindSetting(std::string_view name) {
+  for (const SettingDef& d : Defs()) {
+    if (name == d.name) {
+      return &d;
     }
-    const size_t eq = line.find('=');
-    auto trim = [](std::string s) {
-      const size_t a = s.find_first_not_of(" \t\r");
-      const size_t b = s.find_last_not_of(" \t\r");
-      return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-    };
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ParseConfigText(std::string_view text, const std::string& origin) {
+  auto trim = [](std::string_view v) {
+    const size_t a = v.find_first_not_of(" \t\r");
+    const size_t b = v.find_last_not_of(" \t\r");
+    return a == std::string_view::npos ? std::string() : std::string(v.substr(a, b - a + 1));
+  };
+  std::map<std::string, std::string> out;
+  int lineno = 0;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++lineno;
+    // A `#` starts a comment unless a quote comes first (`broker = 'redis://h/0#x'` keeps its value).
+    const size_t hash = line.find('#');
+    if (hash != std::string_view::npos && line.find_first_of("'\"") > hash) {
+      line = line.substr(0, hash);
+    }
     if (trim(line).empty()) {
       continue;
     }
-    if (eq == std::string::npos) {
-      return Error{path + ":" + std::to_string(lineno) + ": expected `name = value`"};
+    const size_t eq = line.find('=');
+    std::string key = eq == std::string_view::npos ? std::string() : trim(line.substr(0, eq));
+    if (key.empty()) {
+      return Error{origin + ":" + std::to_string(lineno) + ": expected `name = value`"};
     }
-    std::string key = trim(line.substr(0, eq));
     std::string value = trim(line.substr(eq + 1));
     if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') && value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
-    out[key] = value;
+    out[std::move(key)] = std::move(value);
   }
   return out;
 }
 
-}  // namespace
+Result<bool> AssignSetting(ServeSettings& s, std::string_view name, const std::string& text) {
+  const SettingDef* d = FindSetting(name);
+  if (d == nullptr) {
+    return Error{"unknown setting '" + std::string(name) + "'"};
+  }
+  if (!d->assign(s, text)) {
+    return Error{"invalid value for '" + std::string(name) + "'"};
+  }
+  return true;
+}
 
 void RegisterServeSettings(CLI::App& app, ServeSettings& s) {
   for (const SettingDef& d : Defs()) {
@@ -253,7 +272,13 @@ void RegisterServeSettings(CLI::App& app, ServeSettings& s) {
 Result<bool> ApplyEnvAndConfig(CLI::App& app, ServeSettings& s) {
   std::map<std::string, std::string> file;
   if (!s.conf.empty()) {
-    auto r = ReadConfigFile(s.conf);
+    std::ifstream in(s.conf, std::ios::binary);
+    if (!in) {
+      return Error{"cannot read config file " + s.conf};
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto r = ParseConfigText(text.str(), s.conf);
     if (!r) {
       return Error{r.error()};
     }

@@ -8,7 +8,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -87,6 +89,12 @@ void RegisterServeSettings(CLI::App& app, ServeSettings& s);
 // After parsing: fills settings not given as flags from env and the config file. Errors name the
 // setting and the source (never its value: it may be a secret).
 Result<bool> ApplyEnvAndConfig(CLI::App& app, ServeSettings& s);
+// A config file's text: `name = value` lines, `#` comments, values optionally quoted. Errors say
+// "<origin>:<line>: why".
+Result<std::map<std::string, std::string>> ParseConfigText(std::string_view text, const std::string& origin);
+// Sets one setting from its text form, as the environment and the config file do. An error when
+// `name` is no setting or `text` no valid value for it (the message never holds the value).
+Result<bool> AssignSetting(ServeSettings& s, std::string_view name, const std::string& text);
 // Markdown table of the settings, for README.
 std::string SettingsMarkdown();
 

@@ -32,7 +32,13 @@ int HttpStatus(ControlStatus s) {
   return 500;
 }
 
-HttpResponse Reply(const ControlOutcome& o) { return HttpResponse::Json(DumpJson(o.body), HttpStatus(o.status)); }
+HttpResponse Reply(const ControlOutcome& o) {
+  HttpResponse resp = HttpResponse::Json(DumpJson(o.body), HttpStatus(o.status));
+  if (o.status == ControlStatus::kBusy) {
+    resp.headers["Retry-After"] = "1";  // the waiting calls end within about the inspect timeout
+  }
+  return resp;
+}
 
 HttpResponse BadRequest(const std::string& text) { return HttpResponse::Error(400, text); }
 

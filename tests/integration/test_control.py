@@ -10,6 +10,7 @@ subscription and runs whatever was published once it resumes.
 import json
 import os
 import signal
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -293,6 +294,29 @@ def test_a_worker_that_never_replies_does_not_hang(stalk, w1):
           f"(inspect timeout {INSPECT_TIMEOUT_MS} ms)")
     timeout = INSPECT_TIMEOUT_MS / 1000
     assert timeout <= elapsed < timeout + 3 and refresh_elapsed < timeout + 5, (elapsed, refresh_elapsed)
+
+
+def test_a_second_waiting_call_is_told_to_retry(stalk, w1):
+    """Calls that wait on workers are limited (--http_threads - 1, so one thread always serves the
+    rest): one more is refused at once with 503 and Retry-After, which the dashboard honours."""
+    os.kill(w1.proc.pid, signal.SIGSTOP)  # a call now waits the whole inspect timeout
+    path = f"/api/stalk/inspect/ping?workername={W1}"
+    answers = []
+    try:
+        first = threading.Thread(target=lambda: answers.append(stalk.request(path, timeout=20)))
+        first.start()
+        # Whichever of the two reaches the gate second is refused (normally this loop's first call).
+        while first.is_alive() and not any(a.status == 503 for a in answers):
+            answers.append(stalk.request(path, timeout=20))
+        first.join()
+    finally:
+        os.kill(w1.proc.pid, signal.SIGCONT)
+    statuses = [a.status for a in answers]
+    refused = [a for a in answers if a.status == 503]
+    assert 504 in statuses and refused, statuses
+    headers = {k.lower(): v for k, v in refused[0].headers.items()}
+    assert headers.get("retry-after") == "1", refused[0].headers
+    assert "retry" in refused[0].json()["error"], refused[0]
 
 
 def test_reply_queues_are_cleaned_up(stalk, w1, redis_server):

@@ -142,7 +142,10 @@ def run(stalk, worker, celery_app, prometheus):
         total = lambda metric: sum(v for n, _, v in s if n == metric)  # noqa: E731
         busy = total("flower_worker_number_of_currently_executing_tasks") >= 1
         mixed = all(total(f"celery_task_{k}_total") >= 1 for k in ("succeeded", "failed", "retried"))
-        return text if busy and mixed else None
+        # A scrape is written in lock slices, not as one snapshot (src/metrics/README.md): the flower_
+        # families may be a few events behind the celery_ ones, so wait for both to show the retry.
+        retried = by_name(s, "flower_events_total", "type").get("task-retried", 0) >= 1
+        return text if busy and mixed and retried else None
     text = wait_for(inflight, SLEEP_SECONDS + 10,
                     "a scrape with succeeded, failed and retried events while a task still executes")
 

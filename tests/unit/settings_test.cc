@@ -86,6 +86,30 @@ TEST_F(SettingsTest, BadValuesAreErrorsThatNameTheSetting) {
   EXPECT_NE(r.error().find(":2:"), std::string::npos) << r.error();
 }
 
+TEST(ConfigTextTest, CommentsQuotesAndWhereErrorsAre) {
+  auto r = ParseConfigText("a = 1 # note\n\n  b='x#y'  \nc = \"q\"\r\nd=\n", "f.conf");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ((*r)["a"], "1");
+  EXPECT_EQ((*r)["b"], "x#y");  // a quote before the # keeps it in the value
+  EXPECT_EQ((*r)["c"], "q");
+  EXPECT_EQ((*r)["d"], "");
+  auto no_key = ParseConfigText("a = 1\n = 2\n", "f.conf");
+  ASSERT_FALSE(no_key.ok());
+  EXPECT_EQ(no_key.error(), "f.conf:2: expected `name = value`");
+  EXPECT_FALSE(ParseConfigText("just words", "f.conf").ok());
+}
+
+TEST(ConfigTextTest, AssignSettingNeverEchoesTheValue) {
+  ServeSettings s;
+  EXPECT_TRUE(AssignSetting(s, "port", "6000").ok());
+  EXPECT_EQ(s.port, 6000);
+  auto bad = AssignSetting(s, "port", "stalk_dev_your_password_here");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error(), "invalid value for 'port'");
+  EXPECT_EQ(s.port, 6000);
+  EXPECT_EQ(AssignSetting(s, "no_such", "1").error(), "unknown setting 'no_such'");
+}
+
 TEST_F(SettingsTest, MarkdownTableListsEveryOption) {
   const std::string md = SettingsMarkdown();
   for (const char* opt : {"`--broker`", "`--port`", "`--max_tasks`", "`--conf`", "`CELERY_BROKER_URL`"}) {

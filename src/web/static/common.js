@@ -15,7 +15,15 @@ const Stalk = (() => {
       if (v !== undefined && v !== null && v !== '') query.set(k, v);
     }
     const qs = query.toString();
-    const resp = await fetch(path + (qs ? '?' + qs : ''), {headers: {Accept: 'application/json'}});
+    let resp = null;
+    // A 503 with Retry-After is the server saying "busy, ask again" (control calls that wait on
+    // workers are limited): ask again twice before showing the error.
+    for (let attempt = 0; ; ++attempt) {
+      resp = await fetch(path + (qs ? '?' + qs : ''), {headers: {Accept: 'application/json'}});
+      const retryAfter = parseFloat(resp.headers.get('Retry-After'));
+      if (resp.status !== 503 || !(retryAfter >= 0) || attempt >= 2) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter, 5) * 1000));
+    }
     let body = null;
     try { body = await resp.json(); } catch (e) { body = null; }
     if (!resp.ok) {

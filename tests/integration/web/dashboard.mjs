@@ -212,7 +212,12 @@ try {
     reply = await controlResult(page, 'Shut down');
     check(reply === 'Shut down: cancelled', 'shutdown cancelled: ' + reply);
     // Inspection: registered tasks from the worker, and its configuration on demand.
+    // One control call waits on workers at a time (the default two HTTP threads): the configuration
+    // is asked for once the refresh has answered, or it would be told to retry (503).
+    const refreshed = page.waitForResponse((r) => r.url().includes('api/workers?') && r.url().includes('refresh=1'),
+                                           {timeout: 15000});
     await page.click('#inspect-refresh');
+    check((await refreshed).status() === 200, 'the inspection refresh answers 200');
     await page.locator('#inspected details[data-key="registered"]').waitFor({timeout: 15000});
     check((await page.locator('#inspected details[data-key="registered"] pre').textContent()).includes('app.add'),
           'registered tasks are shown');
