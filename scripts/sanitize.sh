@@ -6,10 +6,13 @@
 #   scripts/sanitize.sh address,undefined unit     unit tests only
 #   scripts/sanitize.sh thread all -R store        any ctest arguments after the suite pick the tests
 #   SAN_TESTS="test_lifecycle test_store" scripts/sanitize.sh thread integration
-#   STALK_UNITY=ON ...    a unity build (about 40% less compile CPU; CI's TSan stage)
+#   STALK_UNITY=ON ...    a unity build (about 40% less compile CPU; CI's stages)
 #   STALK_BENCH=ON ...    builds the benchmarks too, so `all` includes the 2-minute soak (CI's ASan stage)
-# Builds in build-<sanitizer>/ (Release flags -O1 -g: sanitizers want optimisation but readable
-# stacks); fuzzers are left out (scripts/fuzz.sh). Any report fails the run: ASan and UBSan abort, TSan
+#   SAN_CXX=clang++ ...   the compiler (default c++, GCC); clang compiles ASan+UBSan in half GCC's time
+#   SAN_UNIT="store_test ingest_test" ...   builds and runs only these unit tests (CI's TSan stage:
+#                         the ones with threads; parsers gain nothing from TSan)
+# Builds in build-<sanitizer>/ (Release flags -O1 -g1: sanitizers want optimisation, and line tables
+# are all their stack traces read); fuzzers are left out (scripts/fuzz.sh). Any report fails the run: ASan and UBSan abort, TSan
 # exits 66 (halt_on_error), and the integration harness treats a stalk that dies as a failure.
 # Needs what scripts/bootstrap.sh installs.
 set -euo pipefail
@@ -19,10 +22,18 @@ WHAT=${2:-all}
 shift $(($# < 2 ? $# : 2))
 BUILD_DIR=${BUILD_DIR:-build-${SAN//,/-}}
 JOBS=${JOBS:-$(nproc)}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g" \
-  -DSTALK_SANITIZE="$SAN" -DSTALK_BUILD_BENCH="${STALK_BENCH:-OFF}" -DSTALK_WERROR=ON \
-  -DCMAKE_UNITY_BUILD="${STALK_UNITY:-OFF}" >/dev/null
-ninja -C "$BUILD_DIR" -j"$JOBS"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g1" \
+  -DCMAKE_CXX_COMPILER="${SAN_CXX:-c++}" -DSTALK_SANITIZE="$SAN" -DSTALK_BUILD_BENCH="${STALK_BENCH:-OFF}" \
+  -DSTALK_WERROR=ON -DCMAKE_UNITY_BUILD="${STALK_UNITY:-OFF}" >/dev/null
+# Unit tests to build and run: SAN_UNIT (target names), else all of them (every target).
+if [[ -n ${SAN_UNIT:-} ]]; then
+  read -ra unit_targets <<<"$SAN_UNIT"
+  ninja -C "$BUILD_DIR" -j"$JOBS" stalk "${unit_targets[@]}"
+  unit=(-R "^($(tr ' ' '|' <<<"$SAN_UNIT"))$")
+else
+  ninja -C "$BUILD_DIR" -j"$JOBS"
+  unit=(-LE integration)
+fi
 # The integration harness scales its memory bounds by sanitizer (tests/integration/harness.py).
 export STALK_SANITIZER=$SAN
 # quarantine_size_mb: freed memory ASan holds back to catch use-after-free; 256 MiB by default, which
@@ -42,10 +53,10 @@ if (($#)); then  # explicit ctest arguments choose the tests
   exit
 fi
 case $WHAT in
-  unit) ctest_run -LE integration ;;
+  unit) ctest_run "${unit[@]}" ;;
   integration) ctest_run "${integration[@]}" ;;
   all)
-    ctest_run -LE integration
+    ctest_run "${unit[@]}"
     ctest_run "${integration[@]}"
     ;;
   *) echo "sanitize.sh: unknown suite '$WHAT' (unit, integration, all)" >&2; exit 2 ;;

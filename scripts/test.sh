@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test run: what CI runs (.ci/run). Installs what is missing (scripts/bootstrap.sh), then
-# three stages, each in its own build tree, all warnings as errors:
-#   asan  build-address-undefined/: g++ with AddressSanitizer, LeakSanitizer and UBSan (a unity
-#         build: CI's cores are few), benchmarks built; every ctest test: unit tests, the fuzz-corpus replay, the integration tests against
+# three stages, each in its own build tree (unity builds, all warnings as errors):
+#   asan  build-address-undefined/: clang with AddressSanitizer, LeakSanitizer and UBSan, benchmarks
+#         built; every ctest test: unit tests, the fuzz-corpus replay, the integration tests against
 #         real servers (redis-server, rabbitmq-server, postgresql, Celery workers, chromium...) and the
 #         2-minute soak. Any sanitizer report fails the test that caused it.
-#   tsan  build-thread/: ThreadSanitizer (unity build); the unit tests and the integration tests whose
-#         code paths have the most threads (TSAN_TESTS).
+#   tsan  build-thread/: GCC (so CI compiles with both compilers) with ThreadSanitizer; the unit tests
+#         with threads (TSAN_UNIT) and the integration tests whose code paths have the most threads
+#         (TSAN_TESTS).
 #   fuzz  build-fuzz/: clang + libFuzzer; every fuzzer for FUZZ_SECONDS (20), two at a time.
 #
 #   scripts/test.sh                         all three stages (CI)
@@ -17,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 if (($#)); then STAGES=${STALK_TEST_STAGES:-asan}; else STAGES=${STALK_TEST_STAGES:-asan tsan fuzz}; fi
+TSAN_UNIT=${TSAN_UNIT:-common_test state_test metrics_test metrics_slices_test store_test control_test alerts_test ingest_test redis_pubsub_test web_test}
 TSAN_TESTS=${TSAN_TESTS:-test_lifecycle test_store test_control test_alerts test_broker_restart}
 
 stage() { printf '\n===== %s: %s (%s)\n' "$1" "$2" "$(date +%T)"; }
@@ -30,11 +32,11 @@ for s in $STAGES; do
       ;;
     asan)
       stage asan "AddressSanitizer + UBSan, every test"
-      JOBS=2 STALK_UNITY=ON STALK_BENCH=ON bash scripts/sanitize.sh address,undefined all "$@"
+      SAN_CXX=clang++ JOBS=2 STALK_UNITY=ON STALK_BENCH=ON bash scripts/sanitize.sh address,undefined all "$@"
       ;;
     tsan)
-      stage tsan "ThreadSanitizer: unit tests and $TSAN_TESTS"
-      JOBS=2 STALK_UNITY=ON SAN_TESTS=$TSAN_TESTS bash scripts/sanitize.sh thread all
+      stage tsan "ThreadSanitizer: $TSAN_UNIT $TSAN_TESTS"
+      JOBS=2 STALK_UNITY=ON SAN_UNIT=$TSAN_UNIT SAN_TESTS=$TSAN_TESTS bash scripts/sanitize.sh thread all
       ;;
     fuzz)
       stage fuzz "every fuzzer, ${FUZZ_SECONDS:-20} s each"
