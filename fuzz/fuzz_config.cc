@@ -81,8 +81,9 @@ int FuzzConfig(const uint8_t* data, size_t size) {
         auto set = AssignSetting(settings, name, value);
         // The value may be a secret (a broker password, a cookie secret): errors name only the setting.
         if (!set) {
-          FuzzCheck(set.error() == "unknown setting '" + name + "'" || set.error() == "invalid value for '" + name + "'",
-                    "a setting error names the setting, never the value");
+          FuzzCheck(
+              set.error() == "unknown setting '" + name + "'" || set.error() == "invalid value for '" + name + "'",
+              "a setting error names the setting, never the value");
         }
       }
       break;

@@ -140,7 +140,7 @@ Result<TaskSpec> ParseTaskSubmission(std::string_view body, std::string_view tas
   if (!body.empty()) {
     try {
       options = nlohmann::json::parse(body);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
       return Error{std::string("malformed JSON body: ") + e.what()};
     }
   }

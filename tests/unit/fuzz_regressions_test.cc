@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "control/task_submission.h"
 #include "transport/broker_url.h"
 #include "transport/resp_pmessage.h"
 
@@ -52,6 +53,17 @@ TEST(FuzzRegression, RespLengthWithLeadingZeroIsNotAPMessage) {
   EXPECT_EQ(m.payload, "");
   EXPECT_EQ(m.size, plain.size());
   EXPECT_EQ(ParsePMessage(plain.data(), plain.size() - 1, m), PMessageParse::kIncomplete);
+}
+
+// fuzz_config: a task submission body (POST /api/task/apply, send-task) of `99e99999999` threw
+// nlohmann's out_of_range (406, number overflow), which the parse_error handler did not catch: the
+// request failed with a 500 instead of a 400 that says what is wrong.
+TEST(FuzzRegression, OverflowingNumberInATaskBodyIsABadRequest) {
+  for (const char* body : {"99e99999999", R"({"args": [1e999]})", R"({"countdown": -1e400})"}) {
+    auto spec = ParseTaskSubmission(body, "app.add", 1700000000.0);
+    ASSERT_FALSE(spec.ok()) << body;
+    EXPECT_NE(spec.error().find("malformed JSON body"), std::string::npos) << spec.error();
+  }
 }
 
 }  // namespace
