@@ -32,7 +32,8 @@ int HungListener(int& port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 64) != 0) std::abort();
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 64) != 0)
+    std::abort();
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   port = ntohs(a.sin_port);
@@ -58,7 +59,8 @@ rules:
   - {name: Rate, kind: task_failure_rate, params: {window: 5m, threshold: 0.05}}
   - {name: Slow, kind: task_runtime, params: {sla: 1s, percentile: 95, window: 5m}}
   - {name: Offline, kind: worker_offline}
-)", f);
+)",
+               f);
     std::fclose(f);
   }
 
@@ -92,14 +94,16 @@ rules:
     const auto t0 = Clock::now();
     const size_t ev = bench::ApplyAll(p, stream.messages);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (run >= 2) (with_alerts ? alerting : plain).push_back(static_cast<double>(ev) / s);
+    if (run >= 2)
+      (with_alerts ? alerting : plain).push_back(static_cast<double>(ev) / s);
     if (a && run == 7) {
       std::string m;
       a->RenderMetrics(m, false);
       std::printf("after the last run (before stop):\n%s", m.c_str());
     }
     const auto s0 = Clock::now();
-    if (a) a->Stop();
+    if (a)
+      a->Stop();
     if (a && run == 7) {
       std::printf("Stop() took %.2fs (deliveries in flight are aborted, queued ones dropped)\n",
                   std::chrono::duration<double>(Clock::now() - s0).count());
@@ -108,8 +112,9 @@ rules:
   std::sort(plain.begin(), plain.end());
   std::sort(alerting.begin(), alerting.end());
   const double p = plain[plain.size() / 2], w = alerting[alerting.size() / 2];
-  std::printf("apply: median %.0f events/s without alerting, %.0f with alerting + Sentry on hung receivers (%+.1f %%)\n",
-              p, w, 100.0 * (w / p - 1));
+  std::printf(
+      "apply: median %.0f events/s without alerting, %.0f with alerting + Sentry on hung receivers (%+.1f %%)\n", p, w,
+      100.0 * (w / p - 1));
   close(hung);
   return 0;
 }

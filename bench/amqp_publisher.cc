@@ -41,7 +41,8 @@ struct Message {
 std::string Field(std::string_view envelope, std::string_view key) {
   const std::string k = "\"" + std::string(key) + "\": \"";
   const size_t p = envelope.rfind(k);
-  if (p == std::string_view::npos) return "";
+  if (p == std::string_view::npos)
+    return "";
   const size_t start = p + k.size();
   return std::string(envelope.substr(start, envelope.find('"', start) - start));
 }
@@ -61,10 +62,14 @@ int main(int argc, char** argv) {
   size_t pool_tasks = 250000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--port") port = std::atoi(argv[i + 1]);
-    else if (a == "--rate") rate = std::atof(argv[i + 1]);
-    else if (a == "--duration") duration = std::atof(argv[i + 1]);
-    else if (a == "--pool_tasks") pool_tasks = static_cast<size_t>(std::atol(argv[i + 1]));
+    if (a == "--port")
+      port = std::atoi(argv[i + 1]);
+    else if (a == "--rate")
+      rate = std::atof(argv[i + 1]);
+    else if (a == "--duration")
+      duration = std::atof(argv[i + 1]);
+    else if (a == "--pool_tasks")
+      pool_tasks = static_cast<size_t>(std::atol(argv[i + 1]));
   }
   if (port <= 0) {
     std::fprintf(stderr, "usage: amqp_publisher --port P --rate EV_S --duration S [--pool_tasks N]\n");
@@ -80,9 +85,10 @@ int main(int argc, char** argv) {
     const std::string b64 = Field(m.payload, "body");
     Message out;
     out.routing_key = Field(m.payload, "routing_key");
-    if (!Base64Decode(b64, out.body)) continue;
-    out.events = static_cast<uint32_t>(
-        decoder.DecodeBody("application/json", out.body, [](const Event&) {}, [](RejectReason, std::string_view) {}));
+    if (!Base64Decode(b64, out.body))
+      continue;
+    out.events = static_cast<uint32_t>(decoder.DecodeBody(
+        "application/json", out.body, [](const Event&) {}, [](RejectReason, std::string_view) {}));
     pool.push_back(std::move(out));
   }
   stream.messages.clear();
@@ -119,11 +125,13 @@ int main(int argc, char** argv) {
   uint64_t events = 0, messages = 0;
   while (next < pool.size()) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (elapsed >= duration) break;
+    if (elapsed >= duration)
+      break;
     const double target = rate * elapsed;
     // Publishes block when RabbitMQ applies flow control: look at the clock every 256 messages.
     for (int n = 0; next < pool.size() && static_cast<double>(events) < target; ++n) {
-      if ((n & 255) == 255 && std::chrono::duration<double>(Clock::now() - start).count() >= duration) break;
+      if ((n & 255) == 255 && std::chrono::duration<double>(Clock::now() - start).count() >= duration)
+        break;
       const Message& m = pool[next++];
       if (auto r = conn.Publish("celeryev", m.routing_key, m.body, props); !r) {
         std::fprintf(stderr, "amqp_publisher: %s\n", r.error().c_str());
@@ -135,7 +143,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  if (next >= pool.size()) std::fprintf(stderr, "amqp_publisher: pool exhausted; use a larger --pool_tasks\n");
+  if (next >= pool.size())
+    std::fprintf(stderr, "amqp_publisher: pool exhausted; use a larger --pool_tasks\n");
   conn.Close(120000);  // connection.close-ok: the broker has routed everything published
   std::printf("published events=%llu messages=%llu seconds=%.2f rate=%.0f publisher_cpu_seconds=%.2f\n",
               static_cast<unsigned long long>(events), static_cast<unsigned long long>(messages), wall,

@@ -4,12 +4,12 @@
 //   ingest_bench memory [tasks]       RSS with N tracked tasks (default 1,000,000), then /api/tasks-style
 //                                     query latencies (query + JSON rendering, as the HTTP handler does)
 // Method: median of 5 runs after one warm-up for throughput; 200 repetitions per query for p50/p99.
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <unistd.h>
 
 #include "common/json_writer.h"
 #include "ingest/ingest_pipeline.h"
@@ -25,7 +25,8 @@ namespace {
 double RssMiB() {
   long total = 0, resident = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &total, &resident) != 2) resident = 0;
+    if (std::fscanf(f, "%ld %ld", &total, &resident) != 2)
+      resident = 0;
     std::fclose(f);
   }
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
@@ -36,9 +37,10 @@ int Throughput(size_t tasks) {
   so.tasks = tasks;
   auto stream = bench::MakeStream(so);
   size_t bytes = 0;
-  for (auto& m : stream.messages) bytes += m.payload.size();
-  std::printf("stream: %zu tasks, %zu messages, %zu events, %.1f MiB of envelopes\n", tasks,
-              stream.messages.size(), stream.events, static_cast<double>(bytes) / (1 << 20));
+  for (auto& m : stream.messages)
+    bytes += m.payload.size();
+  std::printf("stream: %zu tasks, %zu messages, %zu events, %.1f MiB of envelopes\n", tasks, stream.messages.size(),
+              stream.events, static_cast<double>(bytes) / (1 << 20));
   std::vector<double> rates;
   for (int run = 0; run < 6; ++run) {
     StateOptions opt;
@@ -50,10 +52,13 @@ int Throughput(size_t tasks) {
     const auto t0 = Clock::now();
     const size_t ev = bench::ApplyAll(p, stream.messages);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (run > 0) rates.push_back(static_cast<double>(ev) / s);  // run 0 is the warm-up
+    if (run > 0)
+      rates.push_back(static_cast<double>(ev) / s);  // run 0 is the warm-up
     uint64_t rejected = 0;
-    for (auto& r : stats.rejected) rejected += r.load();
-    if (rejected) std::printf("unexpected rejects: %llu\n", static_cast<unsigned long long>(rejected));
+    for (auto& r : stats.rejected)
+      rejected += r.load();
+    if (rejected)
+      std::printf("unexpected rejects: %llu\n", static_cast<unsigned long long>(rejected));
   }
   std::sort(rates.begin(), rates.end());
   std::printf("cold (state filling from empty): median %.0f events/s (min %.0f, max %.0f) over %zu runs\n",
@@ -78,7 +83,8 @@ int Throughput(size_t tasks) {
     const auto t0 = Clock::now();
     const size_t ev = bench::ApplyAll(p, next);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (run > 0) warm.push_back(static_cast<double>(ev) / s);
+    if (run > 0)
+      warm.push_back(static_cast<double>(ev) / s);
   }
   std::sort(warm.begin(), warm.end());
   std::printf("warm (state full, evicting the oldest): median %.0f events/s (min %.0f, max %.0f) over %zu runs\n",
@@ -112,9 +118,10 @@ int Memory(size_t tasks) {
   const double rss = RssMiB();
   {
     auto st = state.Read();
-    std::printf("tracked %zu tasks (%zu events applied): RSS %.1f MiB, %.1f MiB over the empty process "
-                "(%.0f bytes/task)\n",
-                st->task_count(), events, rss, rss - base, (rss - base) * (1 << 20) / static_cast<double>(st->task_count()));
+    std::printf(
+        "tracked %zu tasks (%zu events applied): RSS %.1f MiB, %.1f MiB over the empty process "
+        "(%.0f bytes/task)\n",
+        st->task_count(), events, rss, rss - base, (rss - base) * (1 << 20) / static_cast<double>(st->task_count()));
   }
   std::vector<NamedQuery> queries = {
       {"default order, limit 100", TaskQuery{.limit = 100}},
@@ -156,8 +163,10 @@ int Memory(size_t tasks) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "throughput";
-  if (mode == "throughput") return Throughput(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 250000);
-  if (mode == "memory") return Memory(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 1000000);
+  if (mode == "throughput")
+    return Throughput(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 250000);
+  if (mode == "memory")
+    return Memory(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 1000000);
   std::fprintf(stderr, "usage: ingest_bench throughput|memory [tasks]\n");
   return 2;
 }

@@ -94,7 +94,8 @@ class RealTime {
 std::string Uuid(uint64_t n) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%08llx-0000-4000-8000-%012llx",
-                static_cast<unsigned long long>((n >> 20) & 0xffffffff), static_cast<unsigned long long>(n & 0xffffffffffff));
+                static_cast<unsigned long long>((n >> 20) & 0xffffffff),
+                static_cast<unsigned long long>(n & 0xffffffffffff));
   return buf;
 }
 
@@ -167,9 +168,10 @@ void RenderTimes(int workers, int names, int names_per_worker) {
   }
   const double fill_s = Ms(Clock::now() - t0) / 1000;
   const double rss_mb = static_cast<double>(stalk::ResidentMemoryBytes().value_or(0)) / 1e6;
-  std::printf("layout: %d workers x %d names, %d names per worker = %d (worker, task) pairs; fill %.1f s, "
-              "RSS %.0f MB (both listeners)\n",
-              workers, names, names_per_worker, workers * names_per_worker, fill_s, rss_mb);
+  std::printf(
+      "layout: %d workers x %d names, %d names per worker = %d (worker, task) pairs; fill %.1f s, "
+      "RSS %.0f MB (both listeners)\n",
+      workers, names, names_per_worker, workers * names_per_worker, fill_s, rss_mb);
   stalk::IngestStats ingest;
   for (const stalk::Metrics* m : {&sliced, &whole}) {
     size_t bytes = 0, lines = 0, slices = 0, over_1ms = 0;
@@ -197,10 +199,12 @@ void RenderTimes(int workers, int names, int names_per_worker) {
     std::sort(ms.begin(), ms.end());
     std::sort(cpu.begin(), cpu.end());
     const double median = (ms[9] + ms[10]) / 2;
-    std::printf("  %-18s render median %6.2f ms (min %.2f, max %.2f; CPU median %.2f ms) | %zu slices per render, "
-                "longest hold %.3f ms, %zu of %zu holds > 1 ms | %.1f MB, %zu lines, %.0f ns/line\n",
-                m == &sliced ? "sliced (0.3 ms):" : "one hold (before):", median, ms.front(), ms.back(),
-                (cpu[9] + cpu[10]) / 2, slices / 20, longest * 1e3, over_1ms, slices, static_cast<double>(bytes) / 1e6, lines, median * 1e6 / static_cast<double>(lines));
+    std::printf(
+        "  %-18s render median %6.2f ms (min %.2f, max %.2f; CPU median %.2f ms) | %zu slices per render, "
+        "longest hold %.3f ms, %zu of %zu holds > 1 ms | %.1f MB, %zu lines, %.0f ns/line\n",
+        m == &sliced ? "sliced (0.3 ms):" : "one hold (before):", median, ms.front(), ms.back(), (cpu[9] + cpu[10]) / 2,
+        slices / 20, longest * 1e3, over_1ms, slices, static_cast<double>(bytes) / 1e6, lines,
+        median * 1e6 / static_cast<double>(lines));
   }
 }
 
@@ -309,9 +313,10 @@ void IngestDuringScrapes(size_t stream_tasks, int names_per_worker) {
     batches.emplace_back(std::make_move_iterator(stream.messages.begin() + static_cast<long>(i)),
                          std::make_move_iterator(stream.messages.begin() + static_cast<long>(end)));
   }
-  std::printf("ingest: state = 1000 workers x 200 names, %d names per worker, then a stream of %zu tasks, %zu events, "
-              "%zu batches of <= 256 messages\n",
-              names_per_worker, stream_tasks, stream.events, batches.size());
+  std::printf(
+      "ingest: state = 1000 workers x 200 names, %d names per worker, then a stream of %zu tasks, %zu events, "
+      "%zu batches of <= 256 messages\n",
+      names_per_worker, stream_tasks, stream.events, batches.size());
   const std::pair<Scrapes, const char*> modes[] = {
       {Scrapes::kNone, "no scrapes"},
       {Scrapes::kSliced, "scrapes, sliced"},
@@ -323,7 +328,8 @@ void IngestDuringScrapes(size_t stream_tasks, int names_per_worker) {
     for (int i = 0; i < 3; ++i) {
       runs.push_back(RunIngest(batches, stream_tasks, names_per_worker, mode));
     }
-    std::sort(runs.begin(), runs.end(), [](const IngestRun& a, const IngestRun& b) { return a.events_per_s < b.events_per_s; });
+    std::sort(runs.begin(), runs.end(),
+              [](const IngestRun& a, const IngestRun& b) { return a.events_per_s < b.events_per_s; });
     const IngestRun& r = runs[1];
     // Waits and holds over all 3 runs.
     std::vector<double> waits;
@@ -336,11 +342,14 @@ void IngestDuringScrapes(size_t stream_tasks, int names_per_worker) {
       scrapes += x.scrapes, slices += x.slices, over_1ms += x.holds_over_1ms;
     }
     std::sort(waits.begin(), waits.end());
-    const auto pct = [&](double p) { return waits[std::min(waits.size() - 1, static_cast<size_t>(p * static_cast<double>(waits.size())))]; };
-    std::printf("  %-18s %7.0f events/s (runs %.0f-%.0f) | writer wait p50 %.3f, p99 %.3f, p99.9 %.3f, max %.3f ms "
-                "| longest batch %.2f ms | %zu scrapes (median %.1f ms), longest hold %.3f ms, %zu of %zu holds > 1 ms\n",
-                label, r.events_per_s, runs.front().events_per_s, runs.back().events_per_s, pct(0.5), pct(0.99),
-                pct(0.999), waits.back(), batch_max, scrapes, r.scrape_median_ms, longest_hold, over_1ms, slices);
+    const auto pct = [&](double p) {
+      return waits[std::min(waits.size() - 1, static_cast<size_t>(p * static_cast<double>(waits.size())))];
+    };
+    std::printf(
+        "  %-18s %7.0f events/s (runs %.0f-%.0f) | writer wait p50 %.3f, p99 %.3f, p99.9 %.3f, max %.3f ms "
+        "| longest batch %.2f ms | %zu scrapes (median %.1f ms), longest hold %.3f ms, %zu of %zu holds > 1 ms\n",
+        label, r.events_per_s, runs.front().events_per_s, runs.back().events_per_s, pct(0.5), pct(0.99), pct(0.999),
+        waits.back(), batch_max, scrapes, r.scrape_median_ms, longest_hold, over_1ms, slices);
   }
 }
 
@@ -367,6 +376,8 @@ int main(int argc, char** argv) {
     IngestDuringScrapes(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 100000, argc > 3 ? std::atoi(argv[3]) : 20);
     return 0;
   }
-  std::fprintf(stderr, "usage: metrics_bench render [workers] [names] [names_per_worker...] | ingest [stream_tasks] [names_per_worker]\n");
+  std::fprintf(stderr,
+               "usage: metrics_bench render [workers] [names] [names_per_worker...] | ingest [stream_tasks] "
+               "[names_per_worker]\n");
   return 2;
 }

@@ -41,14 +41,14 @@ struct Options {
   double rate = 100000;  // events per second
   double duration = 30;  // seconds
   size_t pool_tasks = 50000;
-  size_t batch = 256;                  // commands per write
-  size_t max_outstanding = 500000;     // replies not yet read before the publisher blocks on them
+  size_t batch = 256;               // commands per write
+  size_t max_outstanding = 500000;  // replies not yet read before the publisher blocks on them
 };
 
 // One 4-character base64 group of the body that covers hex digits 0..7 of a task id.
 struct PatchSite {
-  uint32_t offset = 0;     // of the group in the RESP command
-  uint8_t original[3]{};   // the decoded bytes of the group in the pool's stream
+  uint32_t offset = 0;          // of the group in the RESP command
+  uint8_t original[3]{};        // the decoded bytes of the group in the pool's stream
   int8_t digit[3]{-1, -1, -1};  // which of the id's first 8 hex digits each byte is; -1: not one
 };
 
@@ -62,17 +62,21 @@ constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 constexpr std::string_view kBodyPrefix = "{\"body\": \"";
 
 int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
   return -1;
 }
 
 bool IsUuidAt(std::string_view s, size_t p) {
-  if (p + 36 > s.size()) return false;
+  if (p + 36 > s.size())
+    return false;
   for (size_t i = 0; i < 36; ++i) {
     const char c = s[p + i];
     if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
+      if (c != '-')
+        return false;
     } else if (HexValue(c) < 0) {
       return false;
     }
@@ -83,7 +87,8 @@ bool IsUuidAt(std::string_view s, size_t p) {
 std::string RoutingKey(std::string_view envelope) {
   constexpr std::string_view kKey = "\"routing_key\": \"";
   const size_t p = envelope.rfind(kKey);
-  if (p == std::string_view::npos) return "";
+  if (p == std::string_view::npos)
+    return "";
   const size_t start = p + kKey.size();
   const size_t end = envelope.find('"', start);
   return std::string(envelope.substr(start, end - start));
@@ -109,7 +114,8 @@ Prebuilt Prebuild(const RawMessage& m, int db, EventDecoder& decoder) {
   const size_t envelope_at = p.resp.size();
   p.resp.append(envelope);
   p.resp += "\r\n";
-  if (!envelope.starts_with(kBodyPrefix)) return p;
+  if (!envelope.starts_with(kBodyPrefix))
+    return p;
   const size_t b64_start = kBodyPrefix.size();
   const size_t b64_end = envelope.find('"', b64_start);
   std::string body;
@@ -117,15 +123,18 @@ Prebuilt Prebuild(const RawMessage& m, int db, EventDecoder& decoder) {
     return p;
   }
   for (size_t at = 0; at + 36 <= body.size(); ++at) {
-    if (!IsUuidAt(body, at)) continue;
+    if (!IsUuidAt(body, at))
+      continue;
     for (size_t g = at / 3; g * 3 < at + 8; ++g) {
-      if (g * 3 + 3 > body.size()) break;  // a partial final group never holds an id
+      if (g * 3 + 3 > body.size())
+        break;  // a partial final group never holds an id
       PatchSite site;
       site.offset = static_cast<uint32_t>(envelope_at + b64_start + g * 4);
       for (size_t k = 0; k < 3; ++k) {
         const size_t byte = g * 3 + k;
         site.original[k] = static_cast<uint8_t>(body[byte]);
-        if (byte >= at && byte < at + 8) site.digit[k] = static_cast<int8_t>(byte - at);
+        if (byte >= at && byte < at + 8)
+          site.digit[k] = static_cast<int8_t>(byte - at);
       }
       p.sites.push_back(site);
     }
@@ -165,13 +174,20 @@ bool ParseArgs(int argc, char** argv, Options& o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--port") o.port = std::atoi(v);
-    else if (k == "--db") o.db = std::atoi(v);
-    else if (k == "--rate") o.rate = std::atof(v);
-    else if (k == "--duration") o.duration = std::atof(v);
-    else if (k == "--pool_tasks") o.pool_tasks = static_cast<size_t>(std::atol(v));
-    else if (k == "--batch") o.batch = static_cast<size_t>(std::atol(v));
-    else return false;
+    if (k == "--port")
+      o.port = std::atoi(v);
+    else if (k == "--db")
+      o.db = std::atoi(v);
+    else if (k == "--rate")
+      o.rate = std::atof(v);
+    else if (k == "--duration")
+      o.duration = std::atof(v);
+    else if (k == "--pool_tasks")
+      o.pool_tasks = static_cast<size_t>(std::atol(v));
+    else if (k == "--batch")
+      o.batch = static_cast<size_t>(std::atol(v));
+    else
+      return false;
   }
   return argc % 2 == 1 && o.port > 0 && o.rate > 0 && o.duration > 0 && o.duration <= 3600 && o.batch > 0 &&
          o.pool_tasks > 0;
@@ -229,7 +245,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "redis_publisher: %s\n", r.error().c_str());
         return false;
       }
-      if (!*r) return true;
+      if (!*r)
+        return true;
       const uint32_t ev = in_flight_events[ring_head];
       ring_head = (ring_head + 1) % in_flight_events.size();
       --outstanding;
@@ -248,7 +265,8 @@ int main(int argc, char** argv) {
   bool ok = true;
   while (ok) {
     const auto now = Clock::now();
-    if (now >= stop_at) break;
+    if (now >= stop_at)
+      break;
     const double elapsed = std::chrono::duration<double>(now - start).count();
     const auto target = static_cast<uint64_t>(o.rate * elapsed);
     while (events < target && ok) {

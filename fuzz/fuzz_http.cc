@@ -29,7 +29,8 @@ struct Api {
     ctx.extra_queues = {"celery"};
     ctx.queue_lengths = [](const std::vector<std::string>& names) -> Result<std::vector<QueueLengthEntry>> {
       std::vector<QueueLengthEntry> out;
-      for (const auto& n : names) out.push_back({n, static_cast<int64_t>(n.size())});
+      for (const auto& n : names)
+        out.push_back({n, static_cast<int64_t>(n.size())});
       return out;
     };
     ctx.render_metrics = [](bool openmetrics) {
@@ -52,7 +53,8 @@ std::string_view NextLine(std::string_view& in) {
   const size_t nl = in.find('\n');
   std::string_view line = in.substr(0, nl);
   in.remove_prefix(nl == std::string_view::npos ? in.size() : nl + 1);
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r')
+    line.remove_suffix(1);
   return line;
 }
 
@@ -75,12 +77,15 @@ int FuzzHttp(const uint8_t* data, size_t size) {
   }
   while (!in.empty()) {
     std::string_view line = NextLine(in);
-    if (line.empty()) break;
+    if (line.empty())
+      break;
     const size_t colon = line.find(':');
     std::string name(line.substr(0, colon));
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    while (!value.empty() && value.front() == ' ')
+      value.remove_prefix(1);
     r.headers.emplace(std::move(name), std::string(value));
   }
   r.body = std::string(in);

@@ -24,12 +24,14 @@ std::string_view NextField(std::string_view& in) {
 std::optional<size_t> Number(std::string_view s) {
   unsigned long long v = 0;
   auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || r.ec != std::errc()) return std::nullopt;
+  if (s.empty() || r.ec != std::errc())
+    return std::nullopt;
   return static_cast<size_t>(v);
 }
 
 bool IsSortKey(std::string_view s) {
-  if (s.starts_with('-')) s.remove_prefix(1);
+  if (s.starts_with('-'))
+    s.remove_prefix(1);
   return s.empty() || s == "name" || s == "state" || s == "received" || s == "started" || s == "succeeded" ||
          s == "runtime" || s == "timestamp";
 }
@@ -47,14 +49,16 @@ int FuzzTaskQuery(const uint8_t* data, size_t size) {
   q.state = std::string(NextField(in));
   for (auto* t : {&q.received_start, &q.received_end, &q.started_start, &q.started_end}) {
     const std::string_view f = NextField(in);
-    if (!f.empty()) *t = ParseQueryTime(f);
+    if (!f.empty())
+      *t = ParseQueryTime(f);
   }
   q.search = std::string(in);
 
   auto st = SampleState().Read();
   auto tasks = RunTaskQuery(*st, q);
   FuzzCheck(tasks.ok() == IsSortKey(q.sort_by), "only an unknown sort key is an error");
-  if (!tasks) return 0;
+  if (!tasks)
+    return 0;
   if (q.limit && *q.limit > 0) {
     FuzzCheck(tasks->size() <= *q.limit, "at most `limit` tasks");
   }
@@ -65,7 +69,8 @@ int FuzzTaskQuery(const uint8_t* data, size_t size) {
   if (unfiltered) {
     const size_t count = st->task_count();
     size_t expected = q.offset >= count ? 0 : count - q.offset;
-    if (q.limit && *q.limit > 0) expected = std::min(expected, *q.limit);
+    if (q.limit && *q.limit > 0)
+      expected = std::min(expected, *q.limit);
     FuzzCheck(tasks->size() == expected, "an unfiltered page has min(limit, count - offset) tasks");
   }
   std::set<const Task*> seen;
@@ -82,7 +87,8 @@ int FuzzTaskQuery(const uint8_t* data, size_t size) {
   }
   std::string_view sort = q.sort_by;
   const bool descending = sort.starts_with('-');
-  if (descending) sort.remove_prefix(1);
+  if (descending)
+    sort.remove_prefix(1);
   for (size_t i = 1; i < tasks->size() && (sort == "received" || sort == "started"); ++i) {
     const Task& a = *(*tasks)[i - 1];
     const Task& b = *(*tasks)[i];

@@ -32,29 +32,29 @@ struct ChannelConfig {
   std::string name;
   ChannelType type = ChannelType::kWebhook;
   // Names of environment variables (never the values).
-  std::string url_env;          // slack/webhook/alertmanager: the URL; email: smtp://host:port or smtps://
-  std::string secret_env;       // webhook: HMAC-SHA256 key for the X-Stalk-Signature header
-  std::string routing_key_env;  // pagerduty: the integration's routing key
+  std::string url_env;                     // slack/webhook/alertmanager: the URL; email: smtp://host:port or smtps://
+  std::string secret_env;                  // webhook: HMAC-SHA256 key for the X-Stalk-Signature header
+  std::string routing_key_env;             // pagerduty: the integration's routing key
   std::string username_env, password_env;  // email: SMTP AUTH (optional)
-  std::string from;              // email
-  std::vector<std::string> to;   // email
-  bool starttls = false;         // email: require STARTTLS on smtp://
-  double timeout = 5;            // seconds per delivery attempt
-  int max_retries = 3;           // attempts after the first, with exponential backoff
+  std::string from;                        // email
+  std::vector<std::string> to;             // email
+  bool starttls = false;                   // email: require STARTTLS on smtp://
+  double timeout = 5;                      // seconds per delivery attempt
+  int max_retries = 3;                     // attempts after the first, with exponential backoff
 };
 
 enum class RuleKind : uint8_t {
-  kWorkerOffline,      // a worker missed `missed_heartbeats` heartbeats (or sent worker-offline)
-  kQueueLength,        // a broker queue holds more than `threshold` messages
-  kTaskFailureRate,    // failures / (successes + failures) over `window` above `threshold`
-  kTaskFailureCount,   // more than `threshold` failures over `window`
-  kTaskRuntime,        // runtime over `sla`: any task (percentile 0) or the window's percentile
-  kTaskNotSucceeded,   // dead-man's switch: no success of `task` for `max_age`
-  kQueueWait,          // received -> started wait at the worker over `threshold` s (any, or percentile)
-  kNoConsumer,         // no live worker consumes a queue (workers' inspect active_queues)
-  kStoreErrors,        // the durable history store reports a problem (failing writes, dropped rows)
-  kIngestLag,          // event age on arrival above `threshold` seconds
-  kBrokerUnreachable,  // the event connection to the broker is down
+  kWorkerOffline,        // a worker missed `missed_heartbeats` heartbeats (or sent worker-offline)
+  kQueueLength,          // a broker queue holds more than `threshold` messages
+  kTaskFailureRate,      // failures / (successes + failures) over `window` above `threshold`
+  kTaskFailureCount,     // more than `threshold` failures over `window`
+  kTaskRuntime,          // runtime over `sla`: any task (percentile 0) or the window's percentile
+  kTaskNotSucceeded,     // dead-man's switch: no success of `task` for `max_age`
+  kQueueWait,            // received -> started wait at the worker over `threshold` s (any, or percentile)
+  kNoConsumer,           // no live worker consumes a queue (workers' inspect active_queues)
+  kStoreErrors,          // the durable history store reports a problem (failing writes, dropped rows)
+  kIngestLag,            // event age on arrival above `threshold` seconds
+  kBrokerUnreachable,    // the event connection to the broker is down
   kResultBackendErrors,  // the result backend's last request or probe failed
 };
 std::string_view RuleKindName(RuleKind k);
@@ -62,7 +62,7 @@ std::string_view RuleKindName(RuleKind k);
 struct RuleConfig {
   std::string name;
   RuleKind kind = RuleKind::kWorkerOffline;
-  double for_seconds = 0;        // condition must hold this long before firing
+  double for_seconds = 0;  // condition must hold this long before firing
   std::string severity = "warning";
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;  // summary, description, runbook_url...
@@ -80,17 +80,17 @@ struct RuleConfig {
   std::string worker;  // worker hostname; empty: every worker; a trailing '*' matches a prefix
   double threshold = 0;
   double window = 300;
-  int min_count = 1;       // failure rate: fewest finished tasks in the window to judge
-  double percentile = 0;   // task_runtime: 0 = any task over the SLA; else e.g. 95
-  double sla = 0;          // task_runtime: seconds
-  double max_age = 0;      // task_not_succeeded: seconds
+  int min_count = 1;      // failure rate: fewest finished tasks in the window to judge
+  double percentile = 0;  // task_runtime: 0 = any task over the SLA; else e.g. 95
+  double sla = 0;         // task_runtime: seconds
+  double max_age = 0;     // task_not_succeeded: seconds
   int missed_heartbeats = 2;
 };
 
 struct AlertConfig {
   std::vector<ChannelConfig> channels;
   std::vector<RuleConfig> rules;
-  double evaluation_interval = 1;  // seconds between evaluations
+  double evaluation_interval = 1;   // seconds between evaluations
   double resolved_retention = 300;  // resolved alerts stay listed in /api/alerts this long
   std::vector<std::string> default_channels;
   // Top-level group_by / group_wait / group_interval: the rules' defaults.

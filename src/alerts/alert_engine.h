@@ -34,10 +34,10 @@ class SharedState;
 struct IngestStats;
 
 struct AlertSources {
-  SharedState* state = nullptr;         // worker liveness, task names
-  const IngestStats* ingest = nullptr;  // broker connection, ingest lag
+  SharedState* state = nullptr;                      // worker liveness, task names
+  const IngestStats* ingest = nullptr;               // broker connection, ingest lag
   std::function<std::vector<QueueLength>()> queues;  // latest polled queue lengths (may be empty)
-  std::function<double()> now;          // the clock (epoch seconds)
+  std::function<double()> now;                       // the clock (epoch seconds)
   // Queue name -> hostnames of the workers that reported consuming it (inspect active_queues); may be
   // null. Liveness is judged from the state, so a dead worker's stale reply does not count.
   std::function<std::map<std::string, std::set<std::string>>()> queue_consumers;

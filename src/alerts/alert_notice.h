@@ -16,7 +16,7 @@ struct AlertNotice {
   std::string fingerprint;  // stable id of rule + labels: PagerDuty's dedup_key
   std::string status;       // "firing" or "resolved"
   std::string severity;
-  std::string summary;      // one line, for chat and subjects
+  std::string summary;  // one line, for chat and subjects
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
   double value = 0;
@@ -34,13 +34,14 @@ struct AlertNotice {
 
 struct AlertGroupNotice {
   std::string channel;
-  std::string group_key;                           // channel + the group_by labels' values
+  std::string group_key;                            // channel + the group_by labels' values
   std::map<std::string, std::string> group_labels;  // the group_by labels and their values
-  std::string status;                              // "firing" while any alert of it fires, else "resolved"
-  std::vector<AlertNotice> alerts;                 // firing first, then resolved; by labels within each
+  std::string status;                               // "firing" while any alert of it fires, else "resolved"
+  std::vector<AlertNotice> alerts;                  // firing first, then resolved; by labels within each
   size_t firing() const {
     size_t n = 0;
-    for (const auto& a : alerts) n += a.status == "firing";
+    for (const auto& a : alerts)
+      n += a.status == "firing";
     return n;
   }
 };

@@ -13,7 +13,8 @@ Result<std::unique_ptr<Alerting>> Alerting::Create(const AlertingSetup& setup, A
   auto log = Logger("alerts");
   if (!setup.config_path.empty()) {
     auto cfg = LoadAlertConfig(setup.config_path);
-    if (!cfg) return Error{"--alerts_config: " + cfg.error()};
+    if (!cfg)
+      return Error{"--alerts_config: " + cfg.error()};
     for (const auto& c : cfg->channels) {
       const std::string& env = c.type == ChannelType::kPagerDuty ? c.routing_key_env : c.url_env;
       if (!std::getenv(env.c_str())) {
@@ -30,40 +31,49 @@ Result<std::unique_ptr<Alerting>> Alerting::Create(const AlertingSetup& setup, A
     AlertGroups* groups = &a->groups_;
     a->engine_ = std::make_unique<AlertEngine>(std::move(*cfg), std::move(sources),
                                                [groups](AlertNotice notice) { groups->Add(notice, notice.at); });
-    a->engine_->SetAfterEvaluate([groups, n](double now) {
-      groups->FlushDue(now, [n](AlertGroupNotice g) { n->Enqueue(std::move(g)); });
-    });
+    a->engine_->SetAfterEvaluate(
+        [groups, n](double now) { groups->FlushDue(now, [n](AlertGroupNotice g) { n->Enqueue(std::move(g)); }); });
   }
   if (!setup.sentry_dsn.empty()) {
     auto dsn = ParseSentryDsn(setup.sentry_dsn);
-    if (!dsn) return Error{dsn.error()};
+    if (!dsn)
+      return Error{dsn.error()};
     SentryOptions so;
     so.environment = setup.sentry_environment;
     so.max_per_minute = setup.sentry_max_per_minute;
     a->sentry_ = std::make_unique<SentryForwarder>(*dsn, so);
     log->info("forwarding task failures to Sentry project {}", dsn->project_id);
   }
-  if (!a->engine_ && !a->sentry_) return std::unique_ptr<Alerting>();
+  if (!a->engine_ && !a->sentry_)
+    return std::unique_ptr<Alerting>();
   return Result<std::unique_ptr<Alerting>>(std::move(a));
 }
 
 Alerting::~Alerting() { Stop(); }
 
 void Alerting::Attach(ClusterState& state) {
-  if (engine_) state.AddListener(engine_->listener());
-  if (sentry_) state.AddListener(sentry_.get());
+  if (engine_)
+    state.AddListener(engine_->listener());
+  if (sentry_)
+    state.AddListener(sentry_.get());
 }
 
 void Alerting::Start() {
-  if (notifier_) notifier_->Start();
-  if (engine_) engine_->Start();
-  if (sentry_) sentry_->Start();
+  if (notifier_)
+    notifier_->Start();
+  if (engine_)
+    engine_->Start();
+  if (sentry_)
+    sentry_->Start();
 }
 
 void Alerting::Stop() {
-  if (engine_) engine_->Stop();  // first: no new notices
-  if (notifier_) notifier_->Stop();
-  if (sentry_) sentry_->Stop();
+  if (engine_)
+    engine_->Stop();  // first: no new notices
+  if (notifier_)
+    notifier_->Stop();
+  if (sentry_)
+    sentry_->Stop();
 }
 
 void Alerting::RenderMetrics(std::string& out, bool openmetrics) const {
@@ -76,8 +86,10 @@ void Alerting::RenderMetrics(std::string& out, bool openmetrics) const {
     out += "# TYPE stalk_alert_outcomes_dropped" + total + " counter\n";
     out += "stalk_alert_outcomes_dropped_total " + std::to_string(engine_->outcomes_dropped()) + "\n";
   }
-  if (notifier_) notifier_->RenderMetrics(out, openmetrics);
-  if (sentry_) sentry_->RenderMetrics(out, openmetrics);
+  if (notifier_)
+    notifier_->RenderMetrics(out, openmetrics);
+  if (sentry_)
+    sentry_->RenderMetrics(out, openmetrics);
 }
 
 }  // namespace stalk

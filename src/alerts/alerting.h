@@ -21,7 +21,7 @@ struct AlertingSetup {
   std::string sentry_dsn;          // SENTRY_DSN (a secret: never logged)
   std::string sentry_environment;  // SENTRY_ENVIRONMENT
   double sentry_max_per_minute = 60;
-  std::string generator_url;       // link sent to Alertmanager (Stalk's address)
+  std::string generator_url;  // link sent to Alertmanager (Stalk's address)
 };
 
 class Alerting {

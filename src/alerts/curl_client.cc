@@ -16,7 +16,8 @@ namespace {
 size_t KeepBody(char* data, size_t size, size_t n, void* user) {
   auto* out = static_cast<std::string*>(user);
   const size_t len = size * n;
-  if (out->size() < 1024) out->append(data, std::min(len, 1024 - out->size()));
+  if (out->size() < 1024)
+    out->append(data, std::min(len, 1024 - out->size()));
   return len;
 }
 
@@ -48,7 +49,8 @@ int Cancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }
 
 void SetCancel(CURL* c, const std::atomic<bool>* cancel) {
-  if (!cancel) return;
+  if (!cancel)
+    return;
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, Cancelled);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
@@ -61,8 +63,8 @@ void CurlGlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-PostResult HttpPost(const std::string& url, const std::map<std::string, std::string>& headers,
-                    const std::string& body, double timeout_seconds, const std::atomic<bool>* cancel) {
+PostResult HttpPost(const std::string& url, const std::map<std::string, std::string>& headers, const std::string& body,
+                    double timeout_seconds, const std::atomic<bool>* cancel) {
   CurlGlobalInit();
   PostResult r;
   CURL* c = curl_easy_init();
@@ -71,7 +73,8 @@ PostResult HttpPost(const std::string& url, const std::map<std::string, std::str
     return r;
   }
   curl_slist* hdrs = nullptr;
-  for (const auto& [k, v] : headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
+  for (const auto& [k, v] : headers)
+    hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
   hdrs = curl_slist_append(hdrs, "Expect:");  // no 100-continue round trip
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -108,7 +111,8 @@ PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds, const std::ato
     return r;
   }
   curl_slist* rcpt = nullptr;
-  for (const auto& t : m.to) rcpt = curl_slist_append(rcpt, ("<" + t + ">").c_str());
+  for (const auto& t : m.to)
+    rcpt = curl_slist_append(rcpt, ("<" + t + ">").c_str());
   ReadState rs{&m.data};
   curl_easy_setopt(c, CURLOPT_URL, m.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
@@ -120,7 +124,8 @@ PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds, const std::ato
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_seconds * 1000));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   SetCancel(c, cancel);
-  if (m.require_tls) curl_easy_setopt(c, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+  if (m.require_tls)
+    curl_easy_setopt(c, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
   if (!m.username.empty()) {
     curl_easy_setopt(c, CURLOPT_USERNAME, m.username.c_str());
     curl_easy_setopt(c, CURLOPT_PASSWORD, m.password.c_str());
@@ -142,12 +147,15 @@ std::string RedactUrl(const std::string& url) {
   const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
   const size_t slash = out.find('/', start);
   const size_t at = out.rfind('@', slash == std::string::npos ? out.size() : slash);
-  if (at != std::string::npos && at >= start) out.erase(start, at + 1 - start);
+  if (at != std::string::npos && at >= start)
+    out.erase(start, at + 1 - start);
   const size_t q = out.find('?');
-  if (q != std::string::npos) out = out.substr(0, q) + "?…";
+  if (q != std::string::npos)
+    out = out.substr(0, q) + "?…";
   // Webhook URLs carry their secret in the path (Slack: /services/T/B/secret): keep the host only.
   const size_t path = out.find('/', start);
-  if (path != std::string::npos && out.size() > path + 1) out = out.substr(0, path) + "/…";
+  if (path != std::string::npos && out.size() > path + 1)
+    out = out.substr(0, path) + "/…";
   return out;
 }
 

@@ -23,7 +23,7 @@ struct SmtpMessage {
   std::string url;  // smtp://host:port or smtps://host:port
   std::string from;
   std::vector<std::string> to;
-  std::string data;  // full RFC 5322 message: headers, blank line, body
+  std::string data;                // full RFC 5322 message: headers, blank line, body
   std::string username, password;  // empty: no AUTH
   bool require_tls = false;        // STARTTLS required on smtp://
 };
@@ -32,8 +32,8 @@ struct SmtpMessage {
 void CurlGlobalInit();
 
 // `cancel`, when given and set, aborts the transfer within ~100 ms (shutdown).
-PostResult HttpPost(const std::string& url, const std::map<std::string, std::string>& headers,
-                    const std::string& body, double timeout_seconds, const std::atomic<bool>* cancel = nullptr);
+PostResult HttpPost(const std::string& url, const std::map<std::string, std::string>& headers, const std::string& body,
+                    double timeout_seconds, const std::atomic<bool>* cancel = nullptr);
 PostResult SmtpSend(const SmtpMessage& m, double timeout_seconds, const std::atomic<bool>* cancel = nullptr);
 
 // The URL without user:password@ and with the query string replaced by "?…" (for logs).

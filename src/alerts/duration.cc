@@ -65,9 +65,12 @@ std::string FormatRuleDuration(double seconds) {
   long long s = std::llround(seconds);
   std::string out;
   const long long h = s / 3600, m = (s % 3600) / 60, sec = s % 60;
-  if (h) out += std::to_string(h) + "h";
-  if (m) out += std::to_string(m) + "m";
-  if (sec || out.empty()) out += std::to_string(sec) + "s";
+  if (h)
+    out += std::to_string(h) + "h";
+  if (m)
+    out += std::to_string(m) + "m";
+  if (sec || out.empty())
+    out += std::to_string(sec) + "s";
   return out;
 }
 

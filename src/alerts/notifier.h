@@ -29,10 +29,10 @@
 namespace stalk {
 
 struct NotifierOptions {
-  size_t capacity = 1024;         // queued deliveries per channel
-  double backoff_initial = 1;     // seconds before the first retry; doubles each time
+  size_t capacity = 1024;      // queued deliveries per channel
+  double backoff_initial = 1;  // seconds before the first retry; doubles each time
   double backoff_max = 60;
-  std::string generator_url;      // Alertmanager's generatorURL (Stalk's /alerts page), optional
+  std::string generator_url;  // Alertmanager's generatorURL (Stalk's /alerts page), optional
   // Environment lookup (tests inject); default getenv.
   std::function<const char*(const char*)> getenv;
 };
@@ -79,7 +79,7 @@ class Notifier {
 
   std::vector<ChannelConfig> channels_;
   NotifierOptions options_;
-  mutable std::mutex mu_;  // lanes' queues, counts_, stop_
+  mutable std::mutex mu_;                     // lanes' queues, counts_, stop_
   std::vector<std::unique_ptr<Lane>> lanes_;  // by index in channels_
   bool stop_ = false;
   std::atomic<bool> cancel_{false};  // aborts the delivery in flight at Stop

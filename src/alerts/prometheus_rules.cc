@@ -20,7 +20,8 @@ std::string Num(double v) {
 std::string Quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
+    if (c == '"' || c == '\\')
+      out += '\\';
     out += c;
   }
   return out + "\"";
@@ -28,11 +29,13 @@ std::string Quote(const std::string& s) {
 
 // `{label="v"}` for an exact name, `{label=~"prefix.*"}` for a trailing '*', "" for any.
 std::string Selector(const std::string& label, const std::string& pattern) {
-  if (pattern.empty() || pattern == "*") return "";
+  if (pattern.empty() || pattern == "*")
+    return "";
   if (pattern.back() == '*') {
     std::string re;
     for (char c : pattern.substr(0, pattern.size() - 1)) {
-      if (std::string_view(".+*?()[]{}|^$\\").find(c) != std::string_view::npos) re += '\\';
+      if (std::string_view(".+*?()[]{}|^$\\").find(c) != std::string_view::npos)
+        re += '\\';
       re += c;
     }
     return "{" + label + "=~" + Quote(re + ".*") + "}";
@@ -97,17 +100,21 @@ std::string PrometheusRulesYaml(const AlertConfig& config) {
     out << YAML::BeginMap;
     out << YAML::Key << "alert" << YAML::Value << r.name;
     out << YAML::Key << "expr" << YAML::Value << PromQlFor(r);
-    if (r.for_seconds > 0) out << YAML::Key << "for" << YAML::Value << FormatRuleDuration(r.for_seconds);
+    if (r.for_seconds > 0)
+      out << YAML::Key << "for" << YAML::Value << FormatRuleDuration(r.for_seconds);
     out << YAML::Key << "labels" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "severity" << YAML::Value << r.severity;
-    for (const auto& [k, v] : r.labels) out << YAML::Key << k << YAML::Value << v;
+    for (const auto& [k, v] : r.labels)
+      out << YAML::Key << k << YAML::Value << v;
     out << YAML::EndMap;
     out << YAML::Key << "annotations" << YAML::Value << YAML::BeginMap;
     if (!r.annotations.contains("summary")) {
       out << YAML::Key << "summary" << YAML::Value
-          << (std::string(RuleKindName(r.kind)) + " ({{ $labels.name }}{{ $labels.hostname }}{{ $labels.queue_name }}): {{ $value }}");
+          << (std::string(RuleKindName(r.kind)) +
+              " ({{ $labels.name }}{{ $labels.hostname }}{{ $labels.queue_name }}): {{ $value }}");
     }
-    for (const auto& [k, v] : r.annotations) out << YAML::Key << k << YAML::Value << v;
+    for (const auto& [k, v] : r.annotations)
+      out << YAML::Key << k << YAML::Value << v;
     out << YAML::EndMap;
     out << YAML::EndMap;
   }

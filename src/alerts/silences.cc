@@ -18,7 +18,8 @@ bool Silence::Matches(const std::map<std::string, std::string>& labels) const {
   for (const auto& [k, v] : matchers) {
     auto it = labels.find(k);
     if (v.empty()) {
-      if (it != labels.end() && !it->second.empty()) return false;  // "" matches an absent label
+      if (it != labels.end() && !it->second.empty())
+        return false;  // "" matches an absent label
     } else if (it == labels.end() || !GlobMatch(v, it->second)) {
       return false;
     }
@@ -36,7 +37,8 @@ Result<Silence> Silences::Parse(const std::string& json_body, double now) {
   const auto& m = j.value("matchers", nlohmann::json());
   if (m.is_object()) {
     for (auto& [k, v] : m.items()) {
-      if (!v.is_string()) return Error{"matcher values must be strings"};
+      if (!v.is_string())
+        return Error{"matcher values must be strings"};
       s.matchers[k] = v.get<std::string>();
     }
   } else if (m.is_array()) {
@@ -58,7 +60,8 @@ Result<Silence> Silences::Parse(const std::string& json_body, double now) {
     s.ends_at = j["ends_at"].get<double>();
   } else if (j.contains("duration") && j["duration"].is_string()) {
     auto d = ParseRuleDuration(j["duration"].get<std::string>());
-    if (!d) return Error{d.error()};
+    if (!d)
+      return Error{d.error()};
     s.ends_at = s.starts_at + *d;
   } else {
     return Error{"a silence needs 'duration' (e.g. \"2h\") or 'ends_at' (epoch seconds)"};
@@ -66,8 +69,10 @@ Result<Silence> Silences::Parse(const std::string& json_body, double now) {
   if (s.ends_at <= s.starts_at) {
     return Error{"a silence must end after it starts"};
   }
-  if (j.contains("comment") && j["comment"].is_string()) s.comment = j["comment"].get<std::string>();
-  if (j.contains("created_by") && j["created_by"].is_string()) s.created_by = j["created_by"].get<std::string>();
+  if (j.contains("comment") && j["comment"].is_string())
+    s.comment = j["comment"].get<std::string>();
+  if (j.contains("created_by") && j["created_by"].is_string())
+    s.created_by = j["created_by"].get<std::string>();
   return s;
 }
 
@@ -93,7 +98,8 @@ bool Silences::Remove(const std::string& id) {
 
 const Silence* Silences::Find(const std::map<std::string, std::string>& labels, double now) const {
   for (const auto& s : silences_) {
-    if (s.ActiveAt(now) && s.Matches(labels)) return &s;
+    if (s.ActiveAt(now) && s.Matches(labels))
+      return &s;
   }
   return nullptr;
 }
@@ -101,7 +107,8 @@ const Silence* Silences::Find(const std::map<std::string, std::string>& labels, 
 std::vector<std::string> Silences::Expire(double now, double keep) {
   std::vector<std::string> gone;
   std::erase_if(silences_, [&](const Silence& s) {
-    if (s.ends_at + keep >= now) return false;
+    if (s.ends_at + keep >= now)
+      return false;
     gone.push_back(s.id);
     return true;
   });
@@ -122,13 +129,16 @@ std::string MatchersJson(const Silence& s) { return nlohmann::json(s.matchers).d
 
 Result<std::map<std::string, std::string>> ParseMatchersJson(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Error{"stored matchers are not a JSON object"};
+  if (j.is_discarded() || !j.is_object())
+    return Error{"stored matchers are not a JSON object"};
   std::map<std::string, std::string> out;
   for (auto& [k, v] : j.items()) {
-    if (!v.is_string()) return Error{"stored matcher values must be strings"};
+    if (!v.is_string())
+      return Error{"stored matcher values must be strings"};
     out[k] = v.get<std::string>();
   }
-  if (out.empty()) return Error{"a stored silence has no matchers"};
+  if (out.empty())
+    return Error{"a stored silence has no matchers"};
   return out;
 }
 

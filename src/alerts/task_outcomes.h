@@ -23,11 +23,11 @@
 namespace stalk {
 
 struct TaskOutcome {
-  uint32_t name = 0;   // interned task name (ClusterState::Name)
+  uint32_t name = 0;  // interned task name (ClusterState::Name)
   bool failed = false;
-  double runtime = -1;  // seconds; -1 unknown (started: the queue wait, received -> started)
-  double at = 0;        // receiver clock
-  bool started = false; // a task-started (queue wait sample), not a finished task
+  double runtime = -1;   // seconds; -1 unknown (started: the queue wait, received -> started)
+  double at = 0;         // receiver clock
+  bool started = false;  // a task-started (queue wait sample), not a finished task
 };
 
 class TaskOutcomeFeed : public StateListener {

@@ -59,8 +59,9 @@ int RunTokenCreate(const std::string& role_name, const std::string& label) {
   }
   std::printf("token: %s\n", token->c_str());
   std::printf("line for --api_tokens_file: %s\n", CredentialStore::TokenFileLine(*token, *role, label).c_str());
-  std::fprintf(stderr, "The token is shown only now; Stalk keeps only its SHA-256. Send it as "
-                       "`Authorization: Bearer <token>`.\n");
+  std::fprintf(stderr,
+               "The token is shown only now; Stalk keeps only its SHA-256. Send it as "
+               "`Authorization: Bearer <token>`.\n");
   return 0;
 }
 

@@ -15,8 +15,8 @@
 #include <string_view>
 
 #include "auth/credential_store.h"
-#include "auth/oidc.h"
 #include "auth/login_limiter.h"
+#include "auth/oidc.h"
 #include "http/http_request.h"
 
 namespace stalk {

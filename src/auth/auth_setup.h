@@ -18,7 +18,7 @@ struct AuthConfig {
   std::string api_tokens_file;  // path
   bool metrics_public = false;
   bool xheaders = false;
-  std::string bind_address;     // a non-loopback address with no credentials is refused...
+  std::string bind_address;       // a non-loopback address with no credentials is refused...
   bool insecure_no_auth = false;  // ...unless the operator says so explicitly (--insecure-no-auth)
   bool unix_socket = false;       // a Unix socket is reachable only through the file system
   // OIDC login: on when any of provider, issuer or client id is set.

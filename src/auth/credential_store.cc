@@ -70,7 +70,8 @@ Result<bool> CredentialStore::AddBasicAuthList(std::string_view list) {
     if (colon == std::string_view::npos || colon == 0 || colon + 1 == item.size()) {
       return Error{"--basic_auth entry " + std::to_string(n) + " is not user:password"};
     }
-    users_.push_back(User{std::string(item.substr(0, colon)), std::string(item.substr(colon + 1)), false, Role::kAdmin});
+    users_.push_back(
+        User{std::string(item.substr(0, colon)), std::string(item.substr(colon + 1)), false, Role::kAdmin});
   }
   return true;
 }
@@ -132,7 +133,8 @@ Result<bool> CredentialStore::AddTokensFileText(std::string_view text, const std
       return Error{where + ": role must be viewer, operator or admin"};
     }
     std::string label = c2 == std::string_view::npos ? std::string() : std::string(Trim(rest.substr(c2 + 1)));
-    tokens_.push_back(Token{std::string(line.substr(0, c1)), *role, label.empty() ? "line" + std::to_string(lineno) : label});
+    tokens_.push_back(
+        Token{std::string(line.substr(0, c1)), *role, label.empty() ? "line" + std::to_string(lineno) : label});
   }
   return true;
 }

@@ -20,7 +20,7 @@ struct HttpClientResponse {
 struct HttpClientOptions {
   long timeout_ms = 5000;
   size_t max_body_bytes = 1u << 20;
-  std::string ca_file;  // extra trust for a private provider; empty: the system's
+  std::string ca_file;               // extra trust for a private provider; empty: the system's
   std::vector<std::string> headers;  // extra request headers, "Name: value"
 };
 

@@ -1,8 +1,8 @@
 // Stalk — Celery monitoring server.
 // `stalk capture`: records the live event stream from a broker into a capture file, for
 // `stalk replay`, decoder tests with real payloads and benchmarks. Bounded by time and count.
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <memory>
 #include <thread>

@@ -40,11 +40,14 @@ int main(int argc, char** argv) {
 
   int hash_cost = 12;
   CLI::App* hash_cmd = app.add_subcommand("hash-password", "Read a password from stdin, print its bcrypt hash");
-  hash_cmd->add_option("--cost", hash_cost, "bcrypt cost (log2 rounds)")->capture_default_str()->check(CLI::Range(4, 16));
+  hash_cmd->add_option("--cost", hash_cost, "bcrypt cost (log2 rounds)")
+      ->capture_default_str()
+      ->check(CLI::Range(4, 16));
   std::string token_role = "viewer", token_label;
   CLI::App* token_cmd = app.add_subcommand("token", "API tokens for `Authorization: Bearer`");
   token_cmd->require_subcommand(1);
-  CLI::App* token_create_cmd = token_cmd->add_subcommand("create", "Print a new random token and its --api_tokens_file line");
+  CLI::App* token_create_cmd =
+      token_cmd->add_subcommand("create", "Print a new random token and its --api_tokens_file line");
   token_create_cmd->add_option("--role", token_role, "viewer, operator or admin")->capture_default_str();
   token_create_cmd->add_option("--label", token_label, "What the token is for (e.g. prometheus)")->required();
 
@@ -53,24 +56,37 @@ int main(int argc, char** argv) {
   CLI::App* init_cmd = app.add_subcommand("init", "Set a Celery project up for monitoring (reads it, never runs it)");
   init_cmd->add_option("project_dir", init.dir, "The Celery project's folder")->capture_default_str();
   init_cmd->add_option("--profile", init_profile, "development, staging or production")
-      ->capture_default_str()->check(CLI::IsMember({"development", "dev", "staging", "production", "prod"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"development", "dev", "staging", "production", "prod"}));
   init_cmd->add_flag("--dry-run", init.dry_run, "Write nothing; print unified diffs of what would change");
   init_cmd->add_flag("--force", init.force, "Overwrite files that exist with other content");
 
   DoctorOptions doctor;
-  CLI::App* doctor_cmd = app.add_subcommand("doctor", "Check a running Celery + Stalk setup; --fix switches task events on");
+  CLI::App* doctor_cmd =
+      app.add_subcommand("doctor", "Check a running Celery + Stalk setup; --fix switches task events on");
   doctor_cmd->add_option("--broker", doctor.broker, "Broker URL")->envname("CELERY_BROKER_URL")->required();
-  doctor_cmd->add_option("--result-backend,--result_backend", doctor.result_backend, "Result backend URL (default: the broker)")
+  doctor_cmd
+      ->add_option("--result-backend,--result_backend", doctor.result_backend,
+                   "Result backend URL (default: the broker)")
       ->envname("STALK_RESULT_BACKEND");
-  doctor_cmd->add_option("--stalk-url", doctor.stalk_url, "A running stalk serve to check (/healthcheck), e.g. http://127.0.0.1:5555");
-  doctor_cmd->add_option("--db", doctor.db, "Stalk's store (SQLite file checked with quick_check)")->envname("STALK_DB")->capture_default_str();
+  doctor_cmd->add_option("--stalk-url", doctor.stalk_url,
+                         "A running stalk serve to check (/healthcheck), e.g. http://127.0.0.1:5555");
+  doctor_cmd->add_option("--db", doctor.db, "Stalk's store (SQLite file checked with quick_check)")
+      ->envname("STALK_DB")
+      ->capture_default_str();
   doctor_cmd->add_option("--address", doctor.address, "Address Stalk binds (auth is required off loopback)")
-      ->envname("STALK_ADDRESS")->capture_default_str();
-  doctor_cmd->add_option("--timeout", doctor.timeout, "Seconds to watch the event stream")->capture_default_str()->check(CLI::Range(0.5, 600.0));
-  doctor_cmd->add_option("--global_keyprefix", doctor.global_keyprefix, "kombu global_keyprefix")->envname("STALK_GLOBAL_KEYPREFIX");
+      ->envname("STALK_ADDRESS")
+      ->capture_default_str();
+  doctor_cmd->add_option("--timeout", doctor.timeout, "Seconds to watch the event stream")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 600.0));
+  doctor_cmd->add_option("--global_keyprefix", doctor.global_keyprefix, "kombu global_keyprefix")
+      ->envname("STALK_GLOBAL_KEYPREFIX");
   doctor_cmd->add_option("--fanout_prefix", doctor.fanout_prefix, "kombu fanout_prefix")
-      ->envname("STALK_FANOUT_PREFIX")->capture_default_str();
-  doctor_cmd->add_flag("--fix", doctor.fix, "Broadcast enable_events to workers that send no task events, then re-check");
+      ->envname("STALK_FANOUT_PREFIX")
+      ->capture_default_str();
+  doctor_cmd->add_flag("--fix", doctor.fix,
+                       "Broadcast enable_events to workers that send no task events, then re-check");
 
   std::string rules_config, rules_output;
   CLI::App* rules_cmd = app.add_subcommand("rules", "Alert rules (see README \"Alerting\")");

@@ -40,9 +40,9 @@ int RunReplay(const ReplaySettings& s) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int round = 0; round < std::max(1, s.repeat); ++round) {
     for (size_t i = 0; i < messages.size(); i += 256) {
-      batch.assign(std::make_move_iterator(messages.begin() + static_cast<std::ptrdiff_t>(i)),
-                   std::make_move_iterator(messages.begin() +
-                                           static_cast<std::ptrdiff_t>(std::min(messages.size(), i + 256))));
+      batch.assign(
+          std::make_move_iterator(messages.begin() + static_cast<std::ptrdiff_t>(i)),
+          std::make_move_iterator(messages.begin() + static_cast<std::ptrdiff_t>(std::min(messages.size(), i + 256))));
       events += pipeline.ApplyBatch(batch);
       // Give the messages back for the next round.
       for (size_t k = 0; k < batch.size(); ++k) {
@@ -63,8 +63,8 @@ int RunReplay(const ReplaySettings& s) {
     std::fclose(f);
   }
   auto st = state.Read();
-  std::printf("messages %zu x %d, events applied %zu, rejected %llu\n", messages.size(), std::max(1, s.repeat),
-              events, static_cast<unsigned long long>(rejected));
+  std::printf("messages %zu x %d, events applied %zu, rejected %llu\n", messages.size(), std::max(1, s.repeat), events,
+              static_cast<unsigned long long>(rejected));
   std::printf("time %.3f s, %.0f events/s\n", secs, secs > 0 ? static_cast<double>(events) / secs : 0.0);
   std::printf("tasks tracked %zu, workers %zu, RSS %.1f MiB\n", st->task_count(), st->workers().size(),
               static_cast<double>(rss_pages) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20));

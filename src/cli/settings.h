@@ -27,7 +27,7 @@ struct ServeSettings {
   double purge_offline_workers = 0;
   int inspect_timeout = 1000;
   std::string result_backend;  // Celery result backend URL (Redis); empty: the broker URL
-  std::string queues;  // comma-separated extra queue names
+  std::string queues;          // comma-separated extra queue names
   std::string global_keyprefix;
   std::string fanout_prefix = "/{db}.";
   // RabbitMQ (amqp://): Celery's event queue settings, the consumer prefetch, heartbeats.
@@ -49,7 +49,7 @@ struct ServeSettings {
   int metrics_max_workers = 5000;
   std::string logging = "info";
   std::string conf;
-  std::string capture;  // also record the raw stream to this file
+  std::string capture;          // also record the raw stream to this file
   std::string basic_auth;       // "user:pass,..." (a secret: never logged)
   std::string basic_auth_file;  // user:hash[:role] lines
   std::string api_tokens_file;  // sha256hex:role:label lines
@@ -59,15 +59,15 @@ struct ServeSettings {
   std::string keyfile;      // TLS private key (PEM)
   std::string unix_socket;  // listen here instead of address:port
   bool insecure_no_auth = false;
-  std::string auth;                // OIDC: allowed e-mail regex (Flower's --auth)
-  std::string auth_provider;       // google, gitlab, okta, oidc
+  std::string auth;           // OIDC: allowed e-mail regex (Flower's --auth)
+  std::string auth_provider;  // google, gitlab, okta, oidc
   std::string oidc_issuer;
-  std::string oauth2_key;          // client id
-  std::string oauth2_secret;       // client secret (a secret: never logged)
+  std::string oauth2_key;     // client id
+  std::string oauth2_secret;  // client secret (a secret: never logged)
   std::string oauth2_redirect_uri;
   std::string oidc_role = "viewer";
   std::string oidc_ca_file;
-  std::string cookie_secret;       // a secret: never logged
+  std::string cookie_secret;  // a secret: never logged
   double cost_per_worker_hour = 0;
   std::string metric_rules;  // YAML rules file (custom/metric_rules.h)
   std::string tasks_columns = "name,uuid,state,args,kwargs,result,received,started,runtime,worker";

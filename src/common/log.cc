@@ -30,9 +30,8 @@ void SetLogLevel(const std::string& level) {
 }
 
 bool RateLimiter::Allow() {
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   int64_t next = next_ns_.load(std::memory_order_relaxed);
   if (now < next) {
     return false;

@@ -9,9 +9,12 @@ namespace {
 // round-trip through FormatUuid, so such ids are kept as text.
 constexpr std::array<uint8_t, 256> MakeHexTable() {
   std::array<uint8_t, 256> t{};
-  for (auto& v : t) v = 0xFF;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<size_t>(c)] = static_cast<uint8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) t[static_cast<size_t>(c)] = static_cast<uint8_t>(c - 'a' + 10);
+  for (auto& v : t)
+    v = 0xFF;
+  for (int c = '0'; c <= '9'; ++c)
+    t[static_cast<size_t>(c)] = static_cast<uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c)
+    t[static_cast<size_t>(c)] = static_cast<uint8_t>(c - 'a' + 10);
   return t;
 }
 constexpr auto kHexValue = MakeHexTable();

@@ -39,7 +39,7 @@ class AmqpControlTransport : public ControlTransport {
   ~AmqpControlTransport() override;
 
   Result<std::vector<std::vector<ControlReply>>> BroadcastMany(const std::vector<ControlRequest>& requests,
-                                                                const CollectOptions& options) override;
+                                                               const CollectOptions& options) override;
   Result<bool> PublishTask(const std::string& queue, int priority, const KombuMessage& message) override;
   Result<bool> PublishEvent(const std::string& routing_key, const KombuMessage& message) override;
 

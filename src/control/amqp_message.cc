@@ -6,31 +6,49 @@
 namespace stalk {
 namespace {
 
-std::string Text(amqp_bytes_t b) { return b.len == 0 ? std::string() : std::string(static_cast<const char*>(b.bytes), b.len); }
+std::string Text(amqp_bytes_t b) {
+  return b.len == 0 ? std::string() : std::string(static_cast<const char*>(b.bytes), b.len);
+}
 
 nlohmann::json FieldToJson(const amqp_field_value_t& v) {
   switch (v.kind) {
-    case AMQP_FIELD_KIND_BOOLEAN: return v.value.boolean != 0;
-    case AMQP_FIELD_KIND_I8: return v.value.i8;
-    case AMQP_FIELD_KIND_U8: return v.value.u8;
-    case AMQP_FIELD_KIND_I16: return v.value.i16;
-    case AMQP_FIELD_KIND_U16: return v.value.u16;
-    case AMQP_FIELD_KIND_I32: return v.value.i32;
-    case AMQP_FIELD_KIND_U32: return v.value.u32;
-    case AMQP_FIELD_KIND_I64: return v.value.i64;
-    case AMQP_FIELD_KIND_U64: return v.value.u64;
-    case AMQP_FIELD_KIND_TIMESTAMP: return v.value.u64;
-    case AMQP_FIELD_KIND_F32: return v.value.f32;
-    case AMQP_FIELD_KIND_F64: return v.value.f64;
+    case AMQP_FIELD_KIND_BOOLEAN:
+      return v.value.boolean != 0;
+    case AMQP_FIELD_KIND_I8:
+      return v.value.i8;
+    case AMQP_FIELD_KIND_U8:
+      return v.value.u8;
+    case AMQP_FIELD_KIND_I16:
+      return v.value.i16;
+    case AMQP_FIELD_KIND_U16:
+      return v.value.u16;
+    case AMQP_FIELD_KIND_I32:
+      return v.value.i32;
+    case AMQP_FIELD_KIND_U32:
+      return v.value.u32;
+    case AMQP_FIELD_KIND_I64:
+      return v.value.i64;
+    case AMQP_FIELD_KIND_U64:
+      return v.value.u64;
+    case AMQP_FIELD_KIND_TIMESTAMP:
+      return v.value.u64;
+    case AMQP_FIELD_KIND_F32:
+      return v.value.f32;
+    case AMQP_FIELD_KIND_F64:
+      return v.value.f64;
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES: return Text(v.value.bytes);
-    case AMQP_FIELD_KIND_TABLE: return AmqpTableToJson(v.value.table);
+    case AMQP_FIELD_KIND_BYTES:
+      return Text(v.value.bytes);
+    case AMQP_FIELD_KIND_TABLE:
+      return AmqpTableToJson(v.value.table);
     case AMQP_FIELD_KIND_ARRAY: {
       nlohmann::json a = nlohmann::json::array();
-      for (int i = 0; i < v.value.array.num_entries; ++i) a.push_back(FieldToJson(v.value.array.entries[i]));
+      for (int i = 0; i < v.value.array.num_entries; ++i)
+        a.push_back(FieldToJson(v.value.array.entries[i]));
       return a;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -73,7 +91,8 @@ amqp_field_value_t AmqpProperties::Field(const nlohmann::json& v) {
   } else if (v.is_array()) {
     arrays_.emplace_back(v.size());
     auto& arr = arrays_.back();
-    for (size_t i = 0; i < v.size(); ++i) arr[i] = Field(v[i]);
+    for (size_t i = 0; i < v.size(); ++i)
+      arr[i] = Field(v[i]);
     f.kind = AMQP_FIELD_KIND_ARRAY;
     f.value.array.num_entries = static_cast<int>(arr.size());
     f.value.array.entries = arr.empty() ? nullptr : arr.data();
@@ -103,7 +122,8 @@ AmqpProperties::AmqpProperties(const KombuMessage& m, int priority) {
   props_.content_encoding = Keep(m.content_encoding);
   props_.headers = Table(m.headers.is_object() ? m.headers : nlohmann::json::object());
   const nlohmann::json& p = m.properties;
-  if (!p.is_object()) return;
+  if (!p.is_object())
+    return;
   if (auto it = p.find("delivery_mode"); it != p.end() && it->is_number_integer()) {
     props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
     props_.delivery_mode = static_cast<uint8_t>(it->get<int>());

@@ -23,13 +23,20 @@ ControlOutcome Failure(ControlStatus status, const std::string& text) { return O
 
 const char* StatusName(ControlStatus s) {
   switch (s) {
-    case ControlStatus::kOk: return "ok";
-    case ControlStatus::kBadRequest: return "bad-request";
-    case ControlStatus::kNotFound: return "not-found";
-    case ControlStatus::kFailed: return "failed";
-    case ControlStatus::kNoReply: return "no-reply";
-    case ControlStatus::kUnavailable: return "unavailable";
-    case ControlStatus::kBusy: return "busy";
+    case ControlStatus::kOk:
+      return "ok";
+    case ControlStatus::kBadRequest:
+      return "bad-request";
+    case ControlStatus::kNotFound:
+      return "not-found";
+    case ControlStatus::kFailed:
+      return "failed";
+    case ControlStatus::kNoReply:
+      return "no-reply";
+    case ControlStatus::kUnavailable:
+      return "unavailable";
+    case ControlStatus::kBusy:
+      return "busy";
   }
   return "?";
 }
@@ -49,7 +56,8 @@ std::string ErrorReason(const nlohmann::json& reply) {
 std::string OkText(const nlohmann::json& ok) { return ok.is_string() ? ok.get<std::string>() : DumpJson(ok); }
 
 bool ValidSignal(const std::string& s) {
-  if (s.empty() || s.size() > 16) return false;
+  if (s.empty() || s.size() > 16)
+    return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
 }
 
@@ -60,10 +68,12 @@ class ControlService::Gate {
  public:
   explicit Gate(ControlService& s) : s_(s) {
     entered_ = s_.blocking_calls_.fetch_add(1) < s_.options_.max_blocking_calls;
-    if (!entered_) s_.blocking_calls_.fetch_sub(1);
+    if (!entered_)
+      s_.blocking_calls_.fetch_sub(1);
   }
   ~Gate() {
-    if (entered_) s_.blocking_calls_.fetch_sub(1);
+    if (entered_)
+      s_.blocking_calls_.fetch_sub(1);
   }
   Gate(const Gate&) = delete;
   Gate& operator=(const Gate&) = delete;
@@ -97,7 +107,8 @@ void ControlService::Audit(const std::string& action, const std::string& target,
   std::string text;
   if (outcome.body.is_object()) {
     for (const char* key : {"message", "error"}) {
-      if (auto it = outcome.body.find(key); it != outcome.body.end() && it->is_string()) text = it->get<std::string>();
+      if (auto it = outcome.body.find(key); it != outcome.body.end() && it->is_string())
+        text = it->get<std::string>();
     }
   }
   auto log = Logger("audit");
@@ -122,19 +133,23 @@ static ControlOutcome BusyOutcome() {
 // ------------------------------------------------------------------ lookups
 
 bool ControlService::KnownWorker(const std::string& worker) {
-  if (worker.empty()) return false;
+  if (worker.empty())
+    return false;
   {
     auto st = state_.Read();
-    if (st->FindWorker(worker)) return true;
+    if (st->FindWorker(worker))
+      return true;
   }
-  if (cache_.Knows(worker)) return true;
+  if (cache_.Knows(worker))
+    return true;
   ControlRequest ping{"ping", nlohmann::json::object(), {worker}, true, 1};
   auto r = transport_.Broadcast(ping, Collect());
   return r && std::any_of(r->begin(), r->end(), [&](const ControlReply& x) { return x.hostname == worker; });
 }
 
 std::optional<bool> ControlService::TaskRegistered(const std::string& task_name) {
-  if (cache_.IsRegistered(task_name) == true) return true;
+  if (cache_.IsRegistered(task_name) == true)
+    return true;
   // Unknown or never reported: ask the workers once for fresh lists.
   ControlRequest req{"registered", nlohmann::json{{"taskinfoitems", nlohmann::json::array()}}, {}, true, 0};
   if (auto r = transport_.Broadcast(req, Collect())) {
@@ -155,15 +170,20 @@ ControlOutcome ControlService::WorkerCommand(const std::string& action, const st
     return o;
   };
   Gate gate(*this);
-  if (!gate.entered()) return finish(BusyOutcome());
-  if (!KnownWorker(worker)) return finish(Failure(ControlStatus::kNotFound, "Unknown worker " + Quoted(worker)));
+  if (!gate.entered())
+    return finish(BusyOutcome());
+  if (!KnownWorker(worker))
+    return finish(Failure(ControlStatus::kNotFound, "Unknown worker " + Quoted(worker)));
   request.destination = {worker};
   request.reply = true;
   auto replies = transport_.Broadcast(request, Collect());
-  if (!replies) return finish(Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + replies.error()));
+  if (!replies)
+    return finish(Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + replies.error()));
   for (const ControlReply& r : *replies) {
-    if (r.hostname != worker) continue;
-    if (r.body.is_object() && r.body.contains("ok")) return finish(Message(on_ok(r.body["ok"])));
+    if (r.hostname != worker)
+      continue;
+    if (r.body.is_object() && r.body.contains("ok"))
+      return finish(Message(on_ok(r.body["ok"])));
     return finish(Failure(ControlStatus::kFailed, failure_text + ErrorReason(r.body)));
   }
   return finish(Failure(ControlStatus::kNoReply, "no reply from " + Quoted(worker) + " within " +
@@ -176,44 +196,47 @@ ControlOutcome ControlService::Shutdown(const std::string& worker) {
     return o;
   };
   Gate gate(*this);
-  if (!gate.entered()) return finish(BusyOutcome());
-  if (!KnownWorker(worker)) return finish(Failure(ControlStatus::kNotFound, "Unknown worker " + Quoted(worker)));
+  if (!gate.entered())
+    return finish(BusyOutcome());
+  if (!KnownWorker(worker))
+    return finish(Failure(ControlStatus::kNotFound, "Unknown worker " + Quoted(worker)));
   // Celery's shutdown never replies (the worker raises SystemExit), so do not wait for one.
   ControlRequest req{"shutdown", nlohmann::json::object(), {worker}, false, 0};
   auto r = transport_.Broadcast(req, Collect());
-  if (!r) return finish(Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + r.error()));
+  if (!r)
+    return finish(Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + r.error()));
   return finish(Message("Shutting down!"));
 }
 
 ControlOutcome ControlService::PoolRestart(const std::string& worker) {
-  return WorkerCommand("pool_restart", worker, {"pool_restart", {{"reload", false}}},
-                       [&](const nlohmann::json&) { return "Restarting " + Quoted(worker) + " worker's pool"; },
-                       "Failed to restart the " + Quoted(worker) + " pool: ");
+  return WorkerCommand(
+      "pool_restart", worker, {"pool_restart", {{"reload", false}}},
+      [&](const nlohmann::json&) { return "Restarting " + Quoted(worker) + " worker's pool"; },
+      "Failed to restart the " + Quoted(worker) + " pool: ");
 }
 
 ControlOutcome ControlService::PoolGrow(const std::string& worker, int n) {
-  return WorkerCommand("pool_grow", worker, {"pool_grow", {{"n", n}}},
-                       [&](const nlohmann::json&) {
-                         return "Growing " + Quoted(worker) + " worker's pool by " + std::to_string(n);
-                       },
-                       "Failed to grow " + Quoted(worker) + " worker's pool: ");
+  return WorkerCommand(
+      "pool_grow", worker, {"pool_grow", {{"n", n}}},
+      [&](const nlohmann::json&) { return "Growing " + Quoted(worker) + " worker's pool by " + std::to_string(n); },
+      "Failed to grow " + Quoted(worker) + " worker's pool: ");
 }
 
 ControlOutcome ControlService::PoolShrink(const std::string& worker, int n) {
-  return WorkerCommand("pool_shrink", worker, {"pool_shrink", {{"n", n}}},
-                       [&](const nlohmann::json&) {
-                         return "Shrinking " + Quoted(worker) + " worker's pool by " + std::to_string(n);
-                       },
-                       "Failed to shrink " + Quoted(worker) + " worker's pool: ");
+  return WorkerCommand(
+      "pool_shrink", worker, {"pool_shrink", {{"n", n}}},
+      [&](const nlohmann::json&) { return "Shrinking " + Quoted(worker) + " worker's pool by " + std::to_string(n); },
+      "Failed to shrink " + Quoted(worker) + " worker's pool: ");
 }
 
 ControlOutcome ControlService::Autoscale(const std::string& worker, int min, int max) {
-  return WorkerCommand("autoscale", worker, {"autoscale", {{"min", min}, {"max", max}}},
-                       [&](const nlohmann::json&) {
-                         return "Autoscaling " + Quoted(worker) + " worker (min=" + std::to_string(min) +
-                                ", max=" + std::to_string(max) + ")";
-                       },
-                       "Failed to autoscale " + Quoted(worker) + " worker: ");
+  return WorkerCommand(
+      "autoscale", worker, {"autoscale", {{"min", min}, {"max", max}}},
+      [&](const nlohmann::json&) {
+        return "Autoscaling " + Quoted(worker) + " worker (min=" + std::to_string(min) +
+               ", max=" + std::to_string(max) + ")";
+      },
+      "Failed to autoscale " + Quoted(worker) + " worker: ");
 }
 
 ControlOutcome ControlService::AddConsumer(const std::string& worker, const std::string& queue) {
@@ -234,13 +257,15 @@ ControlOutcome ControlService::Revoke(const std::string& task_id, bool terminate
     Audit("revoke", task_id, DumpJson(args), o);
     return o;
   };
-  if (task_id.empty()) return finish(Failure(ControlStatus::kBadRequest, "missing task id"));
+  if (task_id.empty())
+    return finish(Failure(ControlStatus::kBadRequest, "missing task id"));
   if (!ValidSignal(signal)) {
     return finish(Failure(ControlStatus::kBadRequest, "invalid signal " + Quoted(signal) + " (e.g. SIGTERM, SIGKILL)"));
   }
   // As Flower (Control.revoke): to every worker, no reply awaited.
   auto r = transport_.Broadcast(ControlRequest{"revoke", args, {}, false, 0}, Collect());
-  if (!r) return finish(Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + r.error()));
+  if (!r)
+    return finish(Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + r.error()));
   return finish(Message("Revoked " + Quoted(task_id)));
 }
 
@@ -250,7 +275,8 @@ ControlOutcome ControlService::RateLimit(const std::string& task_name, const std
   const nlohmann::json args = {{"task_name", task_name}, {"rate_limit", rate}};
   {
     Gate gate(*this);
-    if (!gate.entered()) return BusyOutcome();
+    if (!gate.entered())
+      return BusyOutcome();
     if (TaskRegistered(task_name) == false) {
       auto o = Failure(ControlStatus::kNotFound, "Unknown task " + Quoted(task_name));
       Audit(action, worker, DumpJson(args), o);
@@ -268,7 +294,8 @@ ControlOutcome ControlService::TimeLimit(const std::string& task_name, const std
                                {"hard", hard ? nlohmann::json(*hard) : nlohmann::json(nullptr)}};
   {
     Gate gate(*this);
-    if (!gate.entered()) return BusyOutcome();
+    if (!gate.entered())
+      return BusyOutcome();
     if (TaskRegistered(task_name) == false) {
       auto o = Failure(ControlStatus::kNotFound, "Unknown task " + Quoted(task_name));
       Audit(action, worker, DumpJson(args), o);
@@ -281,7 +308,8 @@ ControlOutcome ControlService::TimeLimit(const std::string& task_name, const std
 // ------------------------------------------------------------------ sending tasks
 
 ControlOutcome ControlService::Publish(TaskSpec& spec) {
-  if (spec.id.empty()) spec.id = NewUuid4();
+  if (spec.id.empty())
+    spec.id = NewUuid4();
   spec.origin = sender_.hostname;
   if (auto r = transport_.PublishTask(spec.queue, spec.priority, EncodeTaskMessage(spec)); !r) {
     return Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + r.error());
@@ -291,7 +319,8 @@ ControlOutcome ControlService::Publish(TaskSpec& spec) {
     Logger("control")->warn("task {} was sent but its task-sent event was not: {}", spec.id, e.error());
   }
   nlohmann::json body = {{"task-id", spec.id}};
-  if (backend_) body["state"] = "PENDING";
+  if (backend_)
+    body["state"] = "PENDING";
   return ControlOutcome{ControlStatus::kOk, std::move(body)};
 }
 
@@ -300,10 +329,12 @@ ControlOutcome ControlService::SendTask(TaskSpec spec, bool check_registered, co
     Audit(action, spec.name, "queue=" + spec.queue + " id=" + spec.id, o);
     return o;
   };
-  if (spec.name.empty()) return finish(Failure(ControlStatus::kBadRequest, "missing task name"));
+  if (spec.name.empty())
+    return finish(Failure(ControlStatus::kBadRequest, "missing task name"));
   if (check_registered) {
     Gate gate(*this);
-    if (!gate.entered()) return finish(BusyOutcome());
+    if (!gate.entered())
+      return finish(BusyOutcome());
     if (TaskRegistered(spec.name) == false) {
       return finish(Failure(ControlStatus::kNotFound, "Unknown task " + Quoted(spec.name)));
     }
@@ -316,18 +347,24 @@ ControlOutcome ControlService::ApplyTask(TaskSpec spec, double wait_seconds) {
     Audit("apply", spec.name, "queue=" + spec.queue + " id=" + spec.id, o);
     return o;
   };
-  if (spec.name.empty()) return finish(Failure(ControlStatus::kBadRequest, "missing task name"));
-  if (!backend_) return finish(Failure(ControlStatus::kUnavailable, "no supported result backend is configured"));
+  if (spec.name.empty())
+    return finish(Failure(ControlStatus::kBadRequest, "missing task name"));
+  if (!backend_)
+    return finish(Failure(ControlStatus::kUnavailable, "no supported result backend is configured"));
   Gate gate(*this);
-  if (!gate.entered()) return finish(BusyOutcome());
+  if (!gate.entered())
+    return finish(BusyOutcome());
   if (TaskRegistered(spec.name) == false) {
     return finish(Failure(ControlStatus::kNotFound, "Unknown task " + Quoted(spec.name)));
   }
   ControlOutcome sent = Publish(spec);
-  if (sent.status != ControlStatus::kOk) return finish(sent);
-  if (wait_seconds <= 0) wait_seconds = options_.default_apply_wait_seconds;
+  if (sent.status != ControlStatus::kOk)
+    return finish(sent);
+  if (wait_seconds <= 0)
+    wait_seconds = options_.default_apply_wait_seconds;
   auto meta = WaitForResult(spec.id, wait_seconds);
-  if (!meta) return finish(Failure(ControlStatus::kUnavailable, "cannot read the result backend: " + meta.error()));
+  if (!meta)
+    return finish(Failure(ControlStatus::kUnavailable, "cannot read the result backend: " + meta.error()));
   nlohmann::json body = {{"task-id", spec.id}, {"state", meta->state}};
   if (!IsReadyState(meta->state)) {
     body["error"] = fmt::format("the task did not finish within {:g} s", wait_seconds);
@@ -350,14 +387,17 @@ Result<TaskResultMeta> ControlService::WaitForResult(const std::string& task_id,
 }
 
 ControlOutcome ControlService::TaskResult(const std::string& task_id, double wait_seconds) {
-  if (!backend_) return Failure(ControlStatus::kUnavailable, "no supported result backend is configured");
+  if (!backend_)
+    return Failure(ControlStatus::kUnavailable, "no supported result backend is configured");
   std::optional<Gate> gate;
   if (wait_seconds > 0) {
     gate.emplace(*this);
-    if (!gate->entered()) return BusyOutcome();
+    if (!gate->entered())
+      return BusyOutcome();
   }
   auto meta = wait_seconds > 0 ? WaitForResult(task_id, wait_seconds) : backend_->Get(task_id);
-  if (!meta) return Failure(ControlStatus::kUnavailable, "cannot read the result backend: " + meta.error());
+  if (!meta)
+    return Failure(ControlStatus::kUnavailable, "cannot read the result backend: " + meta.error());
   nlohmann::json body = {{"task-id", task_id}, {"state", meta->state}};
   if (IsReadyState(meta->state)) {
     AddResultFields(*meta, body);
@@ -373,7 +413,8 @@ ControlOutcome ControlService::AbortTask(const std::string& task_id) {
     Audit("abort", task_id, "", o);
     return o;
   };
-  if (!backend_) return finish(Failure(ControlStatus::kUnavailable, "no supported result backend is configured"));
+  if (!backend_)
+    return finish(Failure(ControlStatus::kUnavailable, "no supported result backend is configured"));
   if (auto r = backend_->MarkAborted(task_id); !r) {
     return finish(Failure(ControlStatus::kUnavailable, "cannot write the result backend: " + r.error()));
   }
@@ -397,47 +438,57 @@ Result<std::vector<std::string>> ControlService::RefreshWorkers(const std::strin
     ControlRequest r;
     r.method = m.name;
     r.arguments = nlohmann::json::parse(m.arguments_json);
-    if (!worker.empty()) r.destination = {worker};
+    if (!worker.empty())
+      r.destination = {worker};
     r.reply = true;
     requests.push_back(std::move(r));
   }
   auto replies = transport_.BroadcastMany(requests, Collect());
-  if (!replies) return Error{replies.error()};
+  if (!replies)
+    return Error{replies.error()};
   const double now = now_();
   std::set<std::string> answered;
   for (size_t i = 0; i < requests.size(); ++i) {
-    for (auto& h : cache_.Update(requests[i].method, (*replies)[i], now)) answered.insert(std::move(h));
+    for (auto& h : cache_.Update(requests[i].method, (*replies)[i], now))
+      answered.insert(std::move(h));
   }
   return std::vector<std::string>(answered.begin(), answered.end());
 }
 
 ControlOutcome ControlService::RefreshWorkersGated(const std::string& worker) {
   Gate gate(*this);
-  if (!gate.entered()) return BusyOutcome();
+  if (!gate.entered())
+    return BusyOutcome();
   auto r = RefreshWorkers(worker);
-  if (!r) return Failure(ControlStatus::kUnavailable, "Failed to update workers: " + r.error());
+  if (!r)
+    return Failure(ControlStatus::kUnavailable, "Failed to update workers: " + r.error());
   return ControlOutcome{ControlStatus::kOk, nlohmann::json(*r)};
 }
 
 ControlOutcome ControlService::Inspect(const std::string& method, const std::string& worker,
                                        const nlohmann::json& arguments) {
-  static const std::set<std::string> kAllowed = {"ping",     "active",  "reserved",      "scheduled",
-                                                 "revoked",  "registered", "stats",      "active_queues",
-                                                 "conf",     "query_task", "clock",      "report"};
+  static const std::set<std::string> kAllowed = {"ping",    "active",     "reserved", "scheduled",
+                                                 "revoked", "registered", "stats",    "active_queues",
+                                                 "conf",    "query_task", "clock",    "report"};
   if (!kAllowed.contains(method)) {
     return Failure(ControlStatus::kNotFound, "Unknown inspect method " + Quoted(method));
   }
   Gate gate(*this);
-  if (!gate.entered()) return BusyOutcome();
+  if (!gate.entered())
+    return BusyOutcome();
   ControlRequest req{method, arguments.is_object() ? arguments : nlohmann::json::object(), {}, true, 0};
-  if (!worker.empty()) req.destination = {worker};
+  if (!worker.empty())
+    req.destination = {worker};
   auto replies = transport_.Broadcast(req, Collect());
-  if (!replies) return Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + replies.error());
+  if (!replies)
+    return Failure(ControlStatus::kUnavailable, "cannot reach the broker: " + replies.error());
   for (const InspectMethod& m : CachedInspectMethods()) {
-    if (method == m.name) cache_.Update(method, *replies, now_());
+    if (method == m.name)
+      cache_.Update(method, *replies, now_());
   }
   nlohmann::json body = nlohmann::json::object();
-  for (const ControlReply& r : *replies) body[r.hostname] = r.body;
+  for (const ControlReply& r : *replies)
+    body[r.hostname] = r.body;
   if (!worker.empty() && !body.contains(worker)) {
     return Failure(ControlStatus::kNoReply, "no reply from " + Quoted(worker) + " within " +
                                                 std::to_string(options_.inspect_timeout_ms) + " ms");

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
 #include "common/audit_log.h"
+#include "common/result.h"
 #include "control/control_transport.h"
 #include "control/inspect_cache.h"
 #include "control/result_backend.h"
@@ -52,11 +52,11 @@ struct ControlOutcome {
 };
 
 struct ControlServiceOptions {
-  int inspect_timeout_ms = 1000;      // --inspect_timeout (idle timeout between replies)
-  int max_blocking_calls = 1;         // concurrent waiting operations (HTTP threads - 1, at least 1)
-  int default_apply_wait_seconds = 30;   // /api/task/apply without ?timeout=
-  int max_result_wait_seconds = 300;     // cap on any wait for a task result
-  int result_poll_ms = 100;              // result backend polling interval while waiting
+  int inspect_timeout_ms = 1000;        // --inspect_timeout (idle timeout between replies)
+  int max_blocking_calls = 1;           // concurrent waiting operations (HTTP threads - 1, at least 1)
+  int default_apply_wait_seconds = 30;  // /api/task/apply without ?timeout=
+  int max_result_wait_seconds = 300;    // cap on any wait for a task result
+  int result_poll_ms = 100;             // result backend polling interval while waiting
 };
 
 class ControlService {

@@ -55,11 +55,13 @@ ControlStack::~ControlStack() { Stop(); }
 
 void ControlStack::Start() {
   refresher_->Start();
-  if (probe_) probe_->Start();
+  if (probe_)
+    probe_->Start();
 }
 
 void ControlStack::Stop() {
-  if (probe_) probe_->Stop();
+  if (probe_)
+    probe_->Stop();
   refresher_->Stop();
 }
 

@@ -32,7 +32,7 @@ class ControlTransport {
   // for all of them). Result i holds the replies to requests[i], in arrival order; an error means
   // the broker could not be reached or failed mid-way (then nothing is known of the replies).
   virtual Result<std::vector<std::vector<ControlReply>>> BroadcastMany(const std::vector<ControlRequest>& requests,
-                                                                        const CollectOptions& options) = 0;
+                                                                       const CollectOptions& options) = 0;
 
   // Puts a task message on `queue` (priority sub-queue per `priority`, as kombu does).
   virtual Result<bool> PublishTask(const std::string& queue, int priority, const KombuMessage& message) = 0;

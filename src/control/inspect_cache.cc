@@ -10,7 +10,7 @@ namespace stalk {
 const std::vector<InspectMethod>& CachedInspectMethods() {
   static const std::vector<InspectMethod> methods = {
       {"stats", "{}"},
-      {"active_queues", "{}"},                    // takes no arguments at all
+      {"active_queues", "{}"},                     // takes no arguments at all
       {"registered", R"({"taskinfoitems": []})"},  // empty: Celery's default items (incl. rate_limit)
       {"scheduled", "{}"},
       {"active", R"({"safe": null})"},
@@ -94,14 +94,16 @@ bool InspectCache::Knows(const std::string& hostname) const {
 std::vector<std::string> InspectCache::Hostnames() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
-  for (const auto& [host, e] : workers_) out.push_back(host);
+  for (const auto& [host, e] : workers_)
+    out.push_back(host);
   return out;
 }
 
 std::vector<std::string> InspectCache::QueueNames() const {
   std::lock_guard lock(mu_);
   std::set<std::string> names;
-  for (const auto& [host, e] : workers_) names.insert(e.queues.begin(), e.queues.end());
+  for (const auto& [host, e] : workers_)
+    names.insert(e.queues.begin(), e.queues.end());
   return {names.begin(), names.end()};
 }
 
@@ -109,11 +111,14 @@ std::optional<bool> InspectCache::IsRegistered(const std::string& task_name) con
   std::lock_guard lock(mu_);
   bool any_list = false;
   for (const auto& [host, e] : workers_) {
-    if (!e.has_registered) continue;
+    if (!e.has_registered)
+      continue;
     any_list = true;
-    if (e.registered.contains(task_name)) return true;
+    if (e.registered.contains(task_name))
+      return true;
   }
-  if (!any_list) return std::nullopt;
+  if (!any_list)
+    return std::nullopt;
   return false;
 }
 

@@ -35,10 +35,8 @@ std::string EncodeRedisEnvelope(const KombuMessage& m, std::string_view exchange
   props["body_encoding"] = "base64";
   props["delivery_tag"] = delivery_tag.empty() ? NewUuid4() : std::string(delivery_tag);
   nlohmann::json env = {
-      {"body", Base64Encode(m.body)},
-      {"content-encoding", m.content_encoding},
-      {"content-type", m.content_type},
-      {"headers", m.headers.is_object() ? m.headers : nlohmann::json::object()},
+      {"body", Base64Encode(m.body)},   {"content-encoding", m.content_encoding},
+      {"content-type", m.content_type}, {"headers", m.headers.is_object() ? m.headers : nlohmann::json::object()},
       {"properties", std::move(props)},
   };
   return DumpJson(env);
@@ -56,8 +54,10 @@ Result<DecodedEnvelope> DecodeRedisEnvelope(std::string_view text) {
   DecodedEnvelope out;
   out.headers = env.value("headers", nlohmann::json::object());
   out.properties = env.value("properties", nlohmann::json::object());
-  if (!out.headers.is_object()) out.headers = nlohmann::json::object();
-  if (!out.properties.is_object()) out.properties = nlohmann::json::object();
+  if (!out.headers.is_object())
+    out.headers = nlohmann::json::object();
+  if (!out.properties.is_object())
+    out.properties = nlohmann::json::object();
   const auto& raw = body->get_ref<const std::string&>();
   const auto enc = out.properties.find("body_encoding");
   if (enc != out.properties.end() && enc->is_string() && enc->get<std::string>() == "base64") {

@@ -22,10 +22,10 @@ inline constexpr const char* kPidboxReplyExchange = "reply.celery.pidbox";
 
 // One command to workers.
 struct ControlRequest {
-  std::string method;                                     // "ping", "pool_grow", ...
-  nlohmann::json arguments = nlohmann::json::object();    // the handler's keyword arguments
-  std::vector<std::string> destination;                   // node names; empty: every worker
-  bool reply = false;                                     // ask workers to answer
+  std::string method;                                   // "ping", "pool_grow", ...
+  nlohmann::json arguments = nlohmann::json::object();  // the handler's keyword arguments
+  std::vector<std::string> destination;                 // node names; empty: every worker
+  bool reply = false;                                   // ask workers to answer
   // Stop collecting after this many replies; 0: destination.size() when given, else no limit
   // (Celery's Mailbox._broadcast limit).
   int limit = 0;

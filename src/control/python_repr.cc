@@ -36,7 +36,8 @@ void AppendRepr(std::string& out, const nlohmann::json& v) {
       out += '[';
       bool first = true;
       for (const auto& item : v) {
-        if (!first) out += ", ";
+        if (!first)
+          out += ", ";
         first = false;
         AppendRepr(out, item);
       }
@@ -47,7 +48,8 @@ void AppendRepr(std::string& out, const nlohmann::json& v) {
       out += '{';
       bool first = true;
       for (const auto& [key, item] : v.items()) {
-        if (!first) out += ", ";
+        if (!first)
+          out += ", ";
         first = false;
         out += PythonStrRepr(key);
         out += ": ";
@@ -119,7 +121,8 @@ std::string PythonFloatRepr(double value) {
   const int exponent = std::stoi(sci.substr(e + 1));
   std::string digits;
   for (char c : mantissa) {
-    if (c != '.') digits += c;
+    if (c != '.')
+      digits += c;
   }
   while (digits.size() > 1 && digits.back() == '0') {
     digits.pop_back();
@@ -157,7 +160,8 @@ std::string ExceptionRepr(const nlohmann::json& result) {
     if (it->is_array()) {
       bool first = true;
       for (const auto& arg : *it) {
-        if (!first) out += ", ";
+        if (!first)
+          out += ", ";
         first = false;
         out += PythonRepr(arg);
       }

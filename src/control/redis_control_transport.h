@@ -27,12 +27,12 @@
 namespace stalk {
 
 struct RedisControlOptions {
-  std::string global_keyprefix;                          // kombu's global_keyprefix
-  std::string fanout_prefix = "/{db}.";                  // kombu's fanout_prefix ("" when False)
+  std::string global_keyprefix;                           // kombu's global_keyprefix
+  std::string fanout_prefix = "/{db}.";                   // kombu's fanout_prefix ("" when False)
   std::string priority_sep = std::string("\x06\x16", 2);  // kombu's sep
-  std::vector<int> priority_steps{0, 3, 6, 9};           // kombu's priority_steps
+  std::vector<int> priority_steps{0, 3, 6, 9};            // kombu's priority_steps
   int connect_timeout_ms = 3000;
-  int command_timeout_ms = 3000;  // non-blocking commands (SADD, PUBLISH, LPUSH...)
+  int command_timeout_ms = 3000;    // non-blocking commands (SADD, PUBLISH, LPUSH...)
   size_t max_idle_connections = 4;  // pooled connections kept open between calls
   // Stop collecting once as many replies came as PUBLISH reported listeners (workers). Off only for
   // tests that want Celery's plain idle-timeout behaviour.
@@ -45,7 +45,7 @@ class RedisControlTransport : public ControlTransport {
   ~RedisControlTransport() override;
 
   Result<std::vector<std::vector<ControlReply>>> BroadcastMany(const std::vector<ControlRequest>& requests,
-                                                                const CollectOptions& options) override;
+                                                               const CollectOptions& options) override;
   Result<bool> PublishTask(const std::string& queue, int priority, const KombuMessage& message) override;
   Result<bool> PublishEvent(const std::string& routing_key, const KombuMessage& message) override;
 

@@ -58,7 +58,7 @@ class RedisResultBackend : public ResultBackend {
   std::atomic<uint64_t> requests_{0}, errors_{0};
   std::atomic<bool> up_{true};
   mutable std::mutex health_mu_;
-  std::string last_error_;  // guarded by health_mu_
+  std::string last_error_;    // guarded by health_mu_
   double last_error_at_ = 0;  // guarded by health_mu_
 };
 

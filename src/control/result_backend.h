@@ -13,10 +13,10 @@
 namespace stalk {
 
 struct TaskResultMeta {
-  bool found = false;          // false: the backend has nothing (Celery says PENDING)
+  bool found = false;  // false: the backend has nothing (Celery says PENDING)
   std::string state = "PENDING";
-  nlohmann::json result;       // the stored result (a serialized exception for FAILURE/REVOKED)
-  nlohmann::json traceback;    // string or null
+  nlohmann::json result;     // the stored result (a serialized exception for FAILURE/REVOKED)
+  nlohmann::json traceback;  // string or null
 };
 
 class ResultBackend {

@@ -19,14 +19,14 @@ namespace stalk {
 
 struct TaskSpec {
   std::string name;
-  std::string id;                                   // the task id (uuid4 text unless the caller chose one)
-  nlohmann::json args = nlohmann::json::array();    // positional arguments
-  nlohmann::json kwargs = nlohmann::json::object(); // keyword arguments
-  std::string eta;                                  // ISO 8601 with offset; empty: run now
-  std::string expires;                              // ISO 8601 with offset; empty: never
-  std::optional<double> expires_in_seconds;         // for the `expiration` property when expires is set
-  std::string queue = "celery";                     // Celery's task_default_queue
-  int priority = 0;                                 // 0-255; on Redis 0 is served first
+  std::string id;                                    // the task id (uuid4 text unless the caller chose one)
+  nlohmann::json args = nlohmann::json::array();     // positional arguments
+  nlohmann::json kwargs = nlohmann::json::object();  // keyword arguments
+  std::string eta;                                   // ISO 8601 with offset; empty: run now
+  std::string expires;                               // ISO 8601 with offset; empty: never
+  std::optional<double> expires_in_seconds;          // for the `expiration` property when expires is set
+  std::string queue = "celery";                      // Celery's task_default_queue
+  int priority = 0;                                  // 0-255; on Redis 0 is served first
   std::optional<double> time_limit, soft_time_limit;
   bool ignore_result = false;
   std::string origin;    // sender node name (Stalk's own)

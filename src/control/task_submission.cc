@@ -11,11 +11,13 @@ namespace {
 
 // Reads exactly `n` digits at `pos`; -1 when they are not there.
 int Digits(std::string_view s, size_t& pos, size_t n) {
-  if (pos + n > s.size()) return -1;
+  if (pos + n > s.size())
+    return -1;
   int v = 0;
   for (size_t i = 0; i < n; ++i) {
     const char c = s[pos + i];
-    if (c < '0' || c > '9') return -1;
+    if (c < '0' || c > '9')
+      return -1;
     v = v * 10 + (c - '0');
   }
   pos += n;
@@ -68,8 +70,8 @@ Result<double> ParseTaskDate(std::string_view s) {
   const int hour = Digits(s, p, 2);
   const bool colon1 = p < s.size() && s[p++] == ':';
   const int minute = Digits(s, p, 2);
-  if (year < 0 || !dash1 || month < 1 || month > 12 || !dash2 || day < 1 || day > 31 || !sep || hour < 0 ||
-      hour > 23 || !colon1 || minute < 0 || minute > 59) {
+  if (year < 0 || !dash1 || month < 1 || month > 12 || !dash2 || day < 1 || day > 31 || !sep || hour < 0 || hour > 23 ||
+      !colon1 || minute < 0 || minute > 59) {
     return Error{"expected YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]"};
   }
   int second = 0;
@@ -100,7 +102,8 @@ Result<double> ParseTaskDate(std::string_view s) {
   } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
     const int sign = s[p++] == '-' ? -1 : 1;
     const int oh = Digits(s, p, 2);
-    if (p < s.size() && s[p] == ':') ++p;
+    if (p < s.size() && s[p] == ':')
+      ++p;
     const int om = Digits(s, p, 2);
     if (oh < 0 || om < 0) {
       return Error{"invalid UTC offset"};
@@ -149,7 +152,8 @@ Result<TaskSpec> ParseTaskSubmission(std::string_view body, std::string_view tas
   }
   if (auto nested = options.find("options"); nested != options.end() && nested->is_object()) {
     for (auto& [k, v] : nested->items()) {
-      if (!options.contains(k)) options[k] = v;
+      if (!options.contains(k))
+        options[k] = v;
     }
   }
   TaskSpec spec;
@@ -168,12 +172,14 @@ Result<TaskSpec> ParseTaskSubmission(std::string_view body, std::string_view tas
   }
   if (auto c = options.find("countdown"); c != options.end() && !c->is_null()) {
     auto n = NumberFrom(*c);
-    if (!n) return Error{"Invalid option: countdown must be a number of seconds"};
+    if (!n)
+      return Error{"Invalid option: countdown must be a number of seconds"};
     spec.eta = FormatIsoUtc(now + *n);
   }
   if (auto e = options.find("eta"); e != options.end() && !e->is_null()) {
     auto d = DateFrom(*e, "eta");
-    if (!d) return Error{d.error()};
+    if (!d)
+      return Error{d.error()};
     spec.eta = FormatIsoUtc(*d);
   }
   if (auto e = options.find("expires"); e != options.end() && !e->is_null()) {
@@ -182,7 +188,8 @@ Result<TaskSpec> ParseTaskSubmission(std::string_view body, std::string_view tas
       spec.expires = FormatIsoUtc(now + *n);
     } else {
       auto d = DateFrom(*e, "expires");
-      if (!d) return Error{d.error()};
+      if (!d)
+        return Error{d.error()};
       spec.expires_in_seconds = *d - now;
       spec.expires = FormatIsoUtc(*d);
     }
@@ -207,15 +214,18 @@ Result<TaskSpec> ParseTaskSubmission(std::string_view body, std::string_view tas
     }
     spec.id = id->get<std::string>();
   }
-  for (auto [key, dst] : {std::pair{"time_limit", &spec.time_limit}, std::pair{"soft_time_limit", &spec.soft_time_limit}}) {
+  for (auto [key, dst] :
+       {std::pair{"time_limit", &spec.time_limit}, std::pair{"soft_time_limit", &spec.soft_time_limit}}) {
     if (auto t = options.find(key); t != options.end() && !t->is_null()) {
       auto n = NumberFrom(*t);
-      if (!n || *n < 0) return Error{std::string("Invalid option: ") + key + " must be a number of seconds"};
+      if (!n || *n < 0)
+        return Error{std::string("Invalid option: ") + key + " must be a number of seconds"};
       *dst = *n;
     }
   }
   if (auto i = options.find("ignore_result"); i != options.end() && !i->is_null()) {
-    if (!i->is_boolean()) return Error{"Invalid option: ignore_result must be true or false"};
+    if (!i->is_boolean())
+      return Error{"Invalid option: ignore_result must be true or false"};
     spec.ignore_result = i->get<bool>();
   }
   return spec;

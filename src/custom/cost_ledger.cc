@@ -55,8 +55,8 @@ std::vector<std::pair<std::string, CostEntry>> CostLedger::Top(const std::string
   return Group(std::vector<std::pair<CostKey, CostEntry>>(snapshot.begin(), snapshot.end()), group_by, limit);
 }
 
-std::vector<std::pair<std::string, CostEntry>> CostLedger::Group(
-    const std::vector<std::pair<CostKey, CostEntry>>& rows, const std::string& group_by, size_t limit) {
+std::vector<std::pair<std::string, CostEntry>> CostLedger::Group(const std::vector<std::pair<CostKey, CostEntry>>& rows,
+                                                                 const std::string& group_by, size_t limit) {
   std::map<std::string, CostEntry> grouped;
   for (const auto& [k, e] : rows) {
     const std::string& g = group_by == "queue" ? k.queue : group_by == "worker" ? k.worker : k.name;

@@ -105,7 +105,8 @@ HttpResponse Sla(const CustomApi& api, const HttpRequest& req) {
   w.BeginArray();
   if (api.sla) {
     for (const auto& r : api.sla->Snapshot()) {
-      if (!only.empty() && r.name != only) continue;
+      if (!only.empty() && r.name != only)
+        continue;
       w.BeginObject();
       w.Field("name", r.name);
       w.Field("target_seconds", r.target);

@@ -40,10 +40,14 @@ inline void CopyShort(char* dst, const char* src, size_t n) {
 
 std::string_view TypeName(MetricType t) {
   switch (t) {
-    case MetricType::kCounter: return "counter";
-    case MetricType::kGauge: return "gauge";
-    case MetricType::kHistogram: return "histogram";
-    case MetricType::kInfo: return "info";
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
+    case MetricType::kInfo:
+      return "info";
   }
   return "untyped";
 }
@@ -78,9 +82,7 @@ ExpositionWriter::ExpositionWriter(bool openmetrics, size_t reserve_bytes) : ope
   SizeBuffer(buf_, std::max<size_t>(reserve_bytes, 4096));
 }
 
-void ExpositionWriter::Grow(size_t n) {
-  SizeBuffer(buf_, std::max(buf_.size() * 2, len_ + n));
-}
+void ExpositionWriter::Grow(size_t n) { SizeBuffer(buf_, std::max(buf_.size() * 2, len_ + n)); }
 
 void ExpositionWriter::Put(std::string_view s) {
   CopyShort(Room(s.size()), s.data(), s.size());

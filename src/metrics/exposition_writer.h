@@ -52,8 +52,7 @@ class ExpositionWriter {
   // A whole histogram series: cumulative _bucket lines (one per `le_values`, the last "+Inf"), then
   // _count and _sum. `h.counts` must be empty or have le_values.size() slots. The current family
   // must be a histogram.
-  void HistogramSeries(std::string_view prebuilt_labels, const Histogram& h,
-                       const std::vector<std::string>& le_values);
+  void HistogramSeries(std::string_view prebuilt_labels, const Histogram& h, const std::vector<std::string>& le_values);
 
   // Makes room for at least `n` more bytes now, so the appends that follow do not grow the buffer
   // (Render grows it between read-lock slices, where a copy of tens of MB delays no one).
@@ -94,10 +93,10 @@ class ExpositionWriter {
   size_t len_ = 0;
   bool openmetrics_;
   std::string family_;
-  std::string sample_prefix_;  // "<family><suffix>{" of the family's own samples
+  std::string sample_prefix_;                              // "<family><suffix>{" of the family's own samples
   std::string bucket_prefix_, count_prefix_, sum_prefix_;  // histograms: "<family>_bucket{"...
-  std::string_view sample_suffix_;  // "_total" for counters, "_info" for info, "" otherwise
-  size_t labels_start_ = 0;         // len_ just after the '{' of the open sample
+  std::string_view sample_suffix_;                         // "_total" for counters, "_info" for info, "" otherwise
+  size_t labels_start_ = 0;                                // len_ just after the '{' of the open sample
 };
 
 }  // namespace stalk

@@ -94,8 +94,8 @@ class Metrics : public StateListener {
   // attached to. `openmetrics` selects OpenMetrics 1.0.0 (kOpenMetricsContentType: counter families
   // named without _total, `# EOF` at the end) instead of Prometheus text 0.0.4. `stats`, if given,
   // receives the slice count and the longest hold.
-  std::string Render(SharedState& state, const IngestStats& ingest, const std::vector<QueueLength>& queues,
-                     double now, bool openmetrics, RenderStats* stats = nullptr) const;
+  std::string Render(SharedState& state, const IngestStats& ingest, const std::vector<QueueLength>& queues, double now,
+                     bool openmetrics, RenderStats* stats = nullptr) const;
 
   // Counts the event in each enabled set and observes runtime / queue wait / end-to-end latency.
   // Builds label strings only the first time a label combination is seen.
@@ -120,8 +120,7 @@ class Metrics : public StateListener {
   uint32_t FlowerPairFor(uint32_t host_slot, uint32_t task_slot);
   uint32_t CelerySeriesFor(uint32_t task_slot, uint32_t host_slot, uint32_t queue_slot);
   void CountFlower(const Task& t, const Event& ev, uint32_t host_slot, uint32_t task_slot, bool eta);
-  void CountCelery(const ClusterState& state, const Task& t, const Event& ev, uint32_t host_slot,
-                   uint32_t task_slot);
+  void CountCelery(const ClusterState& state, const Task& t, const Event& ev, uint32_t host_slot, uint32_t task_slot);
   void CountStalk(const Task& t, const Event& ev, TaskState previous, uint32_t task_slot, bool eta);
 
   // ---- render side
@@ -136,19 +135,19 @@ class Metrics : public StateListener {
   void RenderStalk(ExpositionWriter& w, SlicedReadLock& lock, const IngestStats& ingest) const;
 
   MetricsOptions options_;
-  std::vector<double> bounds_;            // histogram bounds, ascending, +Inf excluded
-  std::vector<std::string> le_values_;    // their `le` spellings, then "+Inf"
-  LabelSpace tasks_;                      // task / name
-  LabelSpace hosts_;                      // worker / hostname (workers and task-sent clients)
-  LabelSpace queues_;                     // queue_name
-  LabelSpace exceptions_;                 // exception (class name)
-  LabelSpace types_;                      // type of custom task-xyz events
+  std::vector<double> bounds_;          // histogram bounds, ascending, +Inf excluded
+  std::vector<std::string> le_values_;  // their `le` spellings, then "+Inf"
+  LabelSpace tasks_;                    // task / name
+  LabelSpace hosts_;                    // worker / hostname (workers and task-sent clients)
+  LabelSpace queues_;                   // queue_name
+  LabelSpace exceptions_;               // exception (class name)
+  LabelSpace types_;                    // type of custom task-xyz events
   std::vector<detail::FlowerPair> flower_;
   absl::flat_hash_map<uint64_t, uint32_t> flower_index_;  // (host slot << 32 | task slot) -> flower_
   std::vector<detail::CelerySeries> celery_;
   absl::flat_hash_map<detail::CeleryKey, uint32_t> celery_index_;
-  std::vector<detail::TaskNameSeries> by_task_;           // by task slot
-  mutable std::atomic<size_t> size_hint_{0};              // last render's size, to reserve once
+  std::vector<detail::TaskNameSeries> by_task_;  // by task slot
+  mutable std::atomic<size_t> size_hint_{0};     // last render's size, to reserve once
 };
 
 }  // namespace stalk

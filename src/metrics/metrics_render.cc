@@ -51,9 +51,9 @@ constexpr size_t kSliceSpareBytes = size_t{1} << 20;
 }  // namespace
 
 struct Metrics::RenderView {
-  std::vector<WorkerRow> rows;           // every worker the state tracks, by hostname
-  std::vector<uint8_t> alive_by_slot;    // host slot -> a live worker renders under it
-  std::vector<uint32_t> prefetched;      // by flower_ pair: RECEIVED tasks without ETA
+  std::vector<WorkerRow> rows;         // every worker the state tracks, by hostname
+  std::vector<uint8_t> alive_by_slot;  // host slot -> a live worker renders under it
+  std::vector<uint32_t> prefetched;    // by flower_ pair: RECEIVED tasks without ETA
 
   // Slots and pairs created after the view was built (between slices) have no live worker yet as
   // far as this render knows, and nothing prefetched.
@@ -306,7 +306,8 @@ void Metrics::RenderCelery(ExpositionWriter& w, SlicedReadLock& lock, const Rend
   std::vector<const QueueLength*> distinct;
   distinct.reserve(queues.size());
   for (const QueueLength& q : queues) {
-    const bool seen = std::any_of(distinct.begin(), distinct.end(), [&](const QueueLength* d) { return d->name == q.name; });
+    const bool seen =
+        std::any_of(distinct.begin(), distinct.end(), [&](const QueueLength* d) { return d->name == q.name; });
     if (!seen) {
       distinct.push_back(&q);
     }

@@ -52,8 +52,8 @@ struct Event {
   int64_t pid = 0;
 
   // task-* fields
-  OptStr name, args, kwargs, result, exception, traceback, root_id, parent_id, eta, expires, exchange,
-      routing_key, queue, signum;
+  OptStr name, args, kwargs, result, exception, traceback, root_id, parent_id, eta, expires, exchange, routing_key,
+      queue, signum;
   std::optional<int64_t> retries;
   std::optional<double> runtime;
   std::optional<bool> requeue, terminated, expired;

@@ -14,16 +14,25 @@ using simdjson::dom::object;
 
 bool AsDouble(element e, double& out) {
   switch (e.type()) {
-    case element_type::DOUBLE: out = e.get_double().value_unsafe(); return true;
-    case element_type::INT64: out = static_cast<double>(e.get_int64().value_unsafe()); return true;
-    case element_type::UINT64: out = static_cast<double>(e.get_uint64().value_unsafe()); return true;
-    default: return false;
+    case element_type::DOUBLE:
+      out = e.get_double().value_unsafe();
+      return true;
+    case element_type::INT64:
+      out = static_cast<double>(e.get_int64().value_unsafe());
+      return true;
+    case element_type::UINT64:
+      out = static_cast<double>(e.get_uint64().value_unsafe());
+      return true;
+    default:
+      return false;
   }
 }
 
 bool AsInt(element e, int64_t& out) {
   switch (e.type()) {
-    case element_type::INT64: out = e.get_int64().value_unsafe(); return true;
+    case element_type::INT64:
+      out = e.get_int64().value_unsafe();
+      return true;
     case element_type::UINT64: {
       const uint64_t v = e.get_uint64().value_unsafe();
       out = v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v);
@@ -37,7 +46,8 @@ bool AsInt(element e, int64_t& out) {
       out = static_cast<int64_t>(d);
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -45,8 +55,7 @@ bool AsInt(element e, int64_t& out) {
 
 EventDecoder::EventDecoder(size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
 
-size_t EventDecoder::DecodeKombuEnvelope(std::string_view envelope, const Sink& sink,
-                                         const RejectSink& on_reject) {
+size_t EventDecoder::DecodeKombuEnvelope(std::string_view envelope, const Sink& sink, const RejectSink& on_reject) {
   if (envelope.size() > max_message_bytes_) {
     on_reject(RejectReason::kOversized, "message larger than the limit");
     return 0;
@@ -58,8 +67,7 @@ size_t EventDecoder::DecodeKombuEnvelope(std::string_view envelope, const Sink& 
 
 void PadForDecoding(std::string& s) { s.reserve(s.size() + simdjson::SIMDJSON_PADDING); }
 
-size_t EventDecoder::DecodeKombuEnvelope(const std::string& envelope, const Sink& sink,
-                                         const RejectSink& on_reject) {
+size_t EventDecoder::DecodeKombuEnvelope(const std::string& envelope, const Sink& sink, const RejectSink& on_reject) {
   if (envelope.capacity() < envelope.size() + simdjson::SIMDJSON_PADDING) {
     return DecodeKombuEnvelope(std::string_view(envelope), sink, on_reject);
   }
@@ -132,8 +140,7 @@ bool SplitKombuBody(const char* data, size_t size, std::string_view& body, std::
 }
 }  // namespace
 
-size_t EventDecoder::DecodeEnvelopeAt(const char* data, size_t size, const Sink& sink,
-                                      const RejectSink& on_reject) {
+size_t EventDecoder::DecodeEnvelopeAt(const char* data, size_t size, const Sink& sink, const RejectSink& on_reject) {
   EnvelopeFields f;
   object env;
   std::string_view fast_body;
@@ -191,8 +198,7 @@ size_t EventDecoder::DecodeBody(std::string_view content_type, std::string_view 
     on_reject(RejectReason::kOversized, "message larger than the limit");
     return 0;
   }
-  if (!content_type.empty() && content_type != "application/json" &&
-      !content_type.starts_with("application/json;")) {
+  if (!content_type.empty() && content_type != "application/json" && !content_type.starts_with("application/json;")) {
     on_reject(RejectReason::kUnsupportedSerializer, content_type);
     return 0;
   }
@@ -259,27 +265,50 @@ bool EventDecoder::FillEvent(object obj, Event& ev, RejectReason& why) {
     }
     switch (k[0]) {
       case 'a':
-        if (k == "args") text(v, ev.args);
-        else if (k == "active") { int64_t n; if (AsInt(v, n)) ev.active = n; }
+        if (k == "args")
+          text(v, ev.args);
+        else if (k == "active") {
+          int64_t n;
+          if (AsInt(v, n))
+            ev.active = n;
+        }
         break;
       case 'c':
-        if (k == "clock") ev.has_clock = AsInt(v, ev.clock);
+        if (k == "clock")
+          ev.has_clock = AsInt(v, ev.clock);
         break;
       case 'e':
-        if (k == "exception") text(v, ev.exception);
-        else if (k == "eta") text(v, ev.eta);
-        else if (k == "expires") text(v, ev.expires);
-        else if (k == "exchange") text(v, ev.exchange);
-        else if (k == "expired") { bool b; if (!v.get_bool().get(b)) ev.expired = b; }
+        if (k == "exception")
+          text(v, ev.exception);
+        else if (k == "eta")
+          text(v, ev.eta);
+        else if (k == "expires")
+          text(v, ev.expires);
+        else if (k == "exchange")
+          text(v, ev.exchange);
+        else if (k == "expired") {
+          bool b;
+          if (!v.get_bool().get(b))
+            ev.expired = b;
+        }
         break;
       case 'f':
-        if (k == "freq") { double d; if (AsDouble(v, d)) ev.freq = d; }
+        if (k == "freq") {
+          double d;
+          if (AsDouble(v, d))
+            ev.freq = d;
+        }
         break;
       case 'h':
-        if (k == "hostname") { std::string_view s; if (!v.get_string().get(s)) ev.hostname = s; }
+        if (k == "hostname") {
+          std::string_view s;
+          if (!v.get_string().get(s))
+            ev.hostname = s;
+        }
         break;
       case 'k':
-        if (k == "kwargs") text(v, ev.kwargs);
+        if (k == "kwargs")
+          text(v, ev.kwargs);
         break;
       case 'l': {
         simdjson::dom::array arr;
@@ -297,41 +326,78 @@ bool EventDecoder::FillEvent(object obj, Event& ev, RejectReason& why) {
         break;
       }
       case 'n':
-        if (k == "name") text(v, ev.name);
+        if (k == "name")
+          text(v, ev.name);
         break;
       case 'p':
-        if (k == "pid") AsInt(v, ev.pid);
-        else if (k == "parent_id") text(v, ev.parent_id);
-        else if (k == "processed") { int64_t n; if (AsInt(v, n)) ev.processed = n; }
+        if (k == "pid")
+          AsInt(v, ev.pid);
+        else if (k == "parent_id")
+          text(v, ev.parent_id);
+        else if (k == "processed") {
+          int64_t n;
+          if (AsInt(v, n))
+            ev.processed = n;
+        }
         break;
       case 'q':
-        if (k == "queue") text(v, ev.queue);
+        if (k == "queue")
+          text(v, ev.queue);
         break;
       case 'r':
-        if (k == "result") text(v, ev.result);
-        else if (k == "runtime") { double d; if (AsDouble(v, d)) ev.runtime = d; }
-        else if (k == "retries") { int64_t n; if (AsInt(v, n)) ev.retries = n; }
-        else if (k == "root_id") text(v, ev.root_id);
-        else if (k == "routing_key") text(v, ev.routing_key);
-        else if (k == "requeue" || k == "requeued") { bool b; if (!v.get_bool().get(b)) ev.requeue = b; }
+        if (k == "result")
+          text(v, ev.result);
+        else if (k == "runtime") {
+          double d;
+          if (AsDouble(v, d))
+            ev.runtime = d;
+        } else if (k == "retries") {
+          int64_t n;
+          if (AsInt(v, n))
+            ev.retries = n;
+        } else if (k == "root_id")
+          text(v, ev.root_id);
+        else if (k == "routing_key")
+          text(v, ev.routing_key);
+        else if (k == "requeue" || k == "requeued") {
+          bool b;
+          if (!v.get_bool().get(b))
+            ev.requeue = b;
+        }
         break;
       case 's':
-        if (k == "signum") text(v, ev.signum);
-        else if (k == "sw_ident") text(v, ev.sw_ident);
-        else if (k == "sw_ver") text(v, ev.sw_ver);
-        else if (k == "sw_sys") text(v, ev.sw_sys);
+        if (k == "signum")
+          text(v, ev.signum);
+        else if (k == "sw_ident")
+          text(v, ev.sw_ident);
+        else if (k == "sw_ver")
+          text(v, ev.sw_ver);
+        else if (k == "sw_sys")
+          text(v, ev.sw_sys);
         break;
       case 't':
-        if (k == "type") type_ok = !v.get_string().get(ev.type);
-        else if (k == "timestamp") ev.has_timestamp = AsDouble(v, ev.timestamp);
-        else if (k == "traceback") text(v, ev.traceback);
-        else if (k == "terminated") { bool b; if (!v.get_bool().get(b)) ev.terminated = b; }
+        if (k == "type")
+          type_ok = !v.get_string().get(ev.type);
+        else if (k == "timestamp")
+          ev.has_timestamp = AsDouble(v, ev.timestamp);
+        else if (k == "traceback")
+          text(v, ev.traceback);
+        else if (k == "terminated") {
+          bool b;
+          if (!v.get_bool().get(b))
+            ev.terminated = b;
+        }
         break;
       case 'u':
-        if (k == "uuid") { std::string_view s; if (!v.get_string().get(s)) ev.uuid = s; }
-        else if (k == "utcoffset") AsDouble(v, ev.utcoffset);
+        if (k == "uuid") {
+          std::string_view s;
+          if (!v.get_string().get(s))
+            ev.uuid = s;
+        } else if (k == "utcoffset")
+          AsDouble(v, ev.utcoffset);
         break;
-      default: break;
+      default:
+        break;
     }
   }
   if (!type_ok || ev.type.empty()) {

@@ -46,9 +46,9 @@ class EventDecoder {
   size_t max_message_bytes_;
   simdjson::dom::parser envelope_parser_;
   simdjson::dom::parser body_parser_;
-  std::string padded_;        // input copied here with simdjson's padding
-  std::string rest_;          // the envelope minus its body (fast path)
-  std::string body_padded_;   // decoded body
+  std::string padded_;               // input copied here with simdjson's padding
+  std::string rest_;                 // the envelope minus its body (fast path)
+  std::string body_padded_;          // decoded body
   std::deque<std::string> scratch_;  // non-string values rendered as JSON text (see FillEvent)
 };
 

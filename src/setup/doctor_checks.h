@@ -15,7 +15,7 @@ namespace stalk {
 enum class CheckStatus { kPass, kWarn, kFail, kSkip };
 
 struct Check {
-  std::string name;    // "broker reachable"
+  std::string name;  // "broker reachable"
   CheckStatus status = CheckStatus::kPass;
   std::string detail;  // what was seen
   std::string fix;     // what to do ("" for PASS)

@@ -11,14 +11,14 @@
 namespace stalk {
 
 struct DoctorOptions {
-  std::string broker;          // Celery broker URL
-  std::string result_backend;  // "" : the broker (Stalk's default)
-  std::string db = "stalk.db"; // the store Stalk uses (--db)
+  std::string broker;                 // Celery broker URL
+  std::string result_backend;         // "" : the broker (Stalk's default)
+  std::string db = "stalk.db";        // the store Stalk uses (--db)
   std::string address = "127.0.0.1";  // the address Stalk binds (--address)
-  std::string stalk_url;       // a running `stalk serve` to ask for /healthcheck; "" : not checked
+  std::string stalk_url;              // a running `stalk serve` to ask for /healthcheck; "" : not checked
   std::string global_keyprefix;
   std::string fanout_prefix = "/{db}.";
-  double timeout = 10;         // seconds to watch the event stream (heartbeats come every 2 s)
+  double timeout = 10;  // seconds to watch the event stream (heartbeats come every 2 s)
   bool fix = false;
 };
 

@@ -21,12 +21,12 @@ struct WorkerSeen {
   double freq = 2.0;          // heartbeat interval the worker announced
   long long processed_first = -1, processed_last = -1;  // heartbeat `processed` counters
   long long active_max = 0;
-  double max_skew = 0;        // largest |arrival - event timestamp|, seconds
-  bool offline = false;       // a worker-offline was seen
+  double max_skew = 0;   // largest |arrival - event timestamp|, seconds
+  bool offline = false;  // a worker-offline was seen
 };
 
 struct EventWatchResult {
-  int messages = 0;        // envelopes received
+  int messages = 0;  // envelopes received
   int undecodable = 0;
   int task_sent = 0;
   std::map<std::string, WorkerSeen> workers;  // by hostname

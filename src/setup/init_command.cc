@@ -20,7 +20,8 @@ namespace {
 
 bool ReadFile(const fs::path& p, std::string& out) {
   std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
+  if (!in)
+    return false;
   std::ostringstream ss;
   ss << in.rdbuf();
   out = ss.str();
@@ -39,7 +40,8 @@ bool WriteFile(const fs::path& p, const std::string& content, bool executable, s
       return false;
     }
   }
-  if (executable) ::chmod(tmp.c_str(), 0755);
+  if (executable)
+    ::chmod(tmp.c_str(), 0755);
   fs::rename(tmp, p, ec);
   if (ec) {
     error = "cannot rename into " + p.string() + ": " + ec.message();
@@ -54,33 +56,42 @@ std::string WithMissingLines(const std::string& current, const std::string& want
   std::set<std::string> have;
   std::istringstream in(current);
   for (std::string line; std::getline(in, line);) {
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == '\t')) line.pop_back();
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == '\t'))
+      line.pop_back();
     have.insert(line);
   }
   std::string missing;
   std::istringstream w(wanted);
   for (std::string line; std::getline(w, line);) {
-    if (!have.count(line)) missing += line + "\n";
+    if (!have.count(line))
+      missing += line + "\n";
   }
-  if (missing.empty()) return current;
+  if (missing.empty())
+    return current;
   std::string out = current;
-  if (!out.empty() && out.back() != '\n') out += "\n";
-  if (!out.empty()) out += "\n";
+  if (!out.empty() && out.back() != '\n')
+    out += "\n";
+  if (!out.empty())
+    out += "\n";
   return out + "# Stalk (stalk init): secrets and the local store stay out of git\n" + missing;
 }
 
 bool IsExecutable(const fs::path& p) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXUSR);
 }
 
 }  // namespace
 
 bool ParseInitProfile(const std::string& text, InitProfile& out) {
-  if (text == "development" || text == "dev") out = InitProfile::kDevelopment;
-  else if (text == "staging") out = InitProfile::kStaging;
-  else if (text == "production" || text == "prod") out = InitProfile::kProduction;
-  else return false;
+  if (text == "development" || text == "dev")
+    out = InitProfile::kDevelopment;
+  else if (text == "staging")
+    out = InitProfile::kStaging;
+  else if (text == "production" || text == "prod")
+    out = InitProfile::kProduction;
+  else
+    return false;
   return true;
 }
 
@@ -95,7 +106,8 @@ int RunInit(const InitOptions& options) {
   std::printf("stalk init: project %s, profile %s%s\n", info.name.c_str(), InitProfileName(options.profile),
               options.dry_run ? " (dry run: nothing is written)" : "");
   std::printf("Read %zu files:", info.files_read.size());
-  for (const auto& f : info.files_read) std::printf(" %s", f.c_str());
+  for (const auto& f : info.files_read)
+    std::printf(" %s", f.c_str());
   std::printf("\n");
   std::string app = "not found (no Celery(...) call)";
   if (!info.app_file.empty()) {
@@ -103,11 +115,13 @@ int RunInit(const InitOptions& options) {
           " (celery -A " + info.app_module + ")";
   }
   std::string events = "not switched on anywhere";
-  if (!info.task_events.where.empty()) events = (info.task_events.on ? "on (" : "off (") + info.task_events.where + ")";
+  if (!info.task_events.where.empty())
+    events = (info.task_events.on ? "on (" : "off (") + info.task_events.where + ")";
   std::printf("Celery app:    %s\n", app.c_str());
   std::printf("Django:        %s\n", info.django ? "yes" : "no");
-  std::printf("Broker:        %s%s\n", BrokerKindName(info.broker),
-              info.broker_where.empty() ? " (no broker URL or requirement found)" : (" (" + info.broker_where + ")").c_str());
+  std::printf(
+      "Broker:        %s%s\n", BrokerKindName(info.broker),
+      info.broker_where.empty() ? " (no broker URL or requirement found)" : (" (" + info.broker_where + ")").c_str());
   std::printf("Task events:   %s\n", events.c_str());
   std::printf("\n");
 
@@ -123,7 +137,8 @@ int RunInit(const InitOptions& options) {
     if (exists && current == wanted) {
       if (f.executable && !IsExecutable(path)) {
         status = options.dry_run ? "would make executable" : "made executable";
-        if (!options.dry_run) ::chmod(path.c_str(), 0755);
+        if (!options.dry_run)
+          ::chmod(path.c_str(), 0755);
       } else {
         status = "unchanged";
       }
@@ -165,7 +180,8 @@ int RunInit(const InitOptions& options) {
       secrets.insert(secrets.end(), found.begin(), found.end());
     }
   }
-  if (!secrets.empty()) std::printf("\n");
+  if (!secrets.empty())
+    std::printf("\n");
   for (const SecretFinding& s : secrets) {
     const bool env = s.file == ".env" || (s.file.size() > 5 && s.file.compare(s.file.size() - 5, 5, "/.env") == 0);
     std::printf("warning: %s:%d holds a real-looking secret (%s): %s\n", s.file.c_str(), s.line, s.key.c_str(),

@@ -34,7 +34,8 @@ std::string BrokerPlaceholder(BrokerKind kind, InitProfile p) {
     case BrokerKind::kOther:
       break;
   }
-  return dev ? "redis://127.0.0.1:6379/0" : "redis://:redis_" + env + "_your_password_here@redis.example.internal:6379/0";
+  return dev ? "redis://127.0.0.1:6379/0"
+             : "redis://:redis_" + env + "_your_password_here@redis.example.internal:6379/0";
 }
 
 std::map<std::string, std::string> Vars(const ProjectInfo& info, InitProfile p) {
@@ -49,7 +50,7 @@ std::map<std::string, std::string> Vars(const ProjectInfo& info, InitProfile p) 
       {"address", dev ? "127.0.0.1" : "0.0.0.0"},
       {"host", dev ? "127.0.0.1" : "<this host>"},
       // A broker on the same host starts first (After= on a unit that does not exist is ignored).
-      {"broker_unit", info.broker == BrokerKind::kAmqp ? " rabbitmq-server.service"
+      {"broker_unit", info.broker == BrokerKind::kAmqp  ? " rabbitmq-server.service"
                       : info.broker == BrokerKind::kSqs ? ""
                                                         : " redis-server.service"},
       {"scheme", prod ? "https" : "http"},
@@ -139,7 +140,8 @@ set +a
 exec "${STALK_BIN:-stalk}" serve "$@"
 )~";
 
-constexpr const char* kDockerfile = R"~(# Dockerfile.stalk: Stalk for {{project}} (profile: {{profile}}). Written by `stalk init`.
+constexpr const char* kDockerfile =
+    R"~(# Dockerfile.stalk: Stalk for {{project}} (profile: {{profile}}). Written by `stalk init`.
 # Build the stalk binary first (cmake --build build --target stalk), then:
 #   docker build -f Dockerfile.stalk --build-arg STALK_BINARY=build/src/cli/stalk -t {{project}}-stalk .
 #   docker run --env-file .env -p 5555:5555 -v stalk-data:/data {{project}}-stalk
@@ -164,7 +166,8 @@ HEALTHCHECK --interval=30s --timeout=5s CMD ["bash", "-c", "exec 3<>/dev/tcp/127
 ENTRYPOINT ["/usr/local/bin/stalk", "serve"]
 )~";
 
-constexpr const char* kSystemdUnit = R"~(# stalk.service: Stalk for {{project}} (profile: {{profile}}). Written by `stalk init`.
+constexpr const char* kSystemdUnit =
+    R"~(# stalk.service: Stalk for {{project}} (profile: {{profile}}). Written by `stalk init`.
 # Install: copy the project to /srv/{{project}}, the binary to /usr/local/bin/stalk, then
 #   sudo useradd --system --no-create-home stalk && sudo chown -R stalk: /srv/{{project}}
 #   sudo cp stalk.service /etc/systemd/system/stalk-{{project}}.service
@@ -199,7 +202,8 @@ WantedBy=multi-user.target
 // Prometheus
 // ---------------------------------------------------------------------------------------------
 
-constexpr const char* kPrometheusHead = R"~(# monitoring/prometheus.yml: scrapes Stalk for {{project}} (profile: {{profile}}).
+constexpr const char* kPrometheusHead =
+    R"~(# monitoring/prometheus.yml: scrapes Stalk for {{project}} (profile: {{profile}}).
 # Written by `stalk init`. Check it with `promtool check config monitoring/prometheus.yml`.
 global:
   scrape_interval: 15s
@@ -227,7 +231,8 @@ scrape_configs:
           project: {{project}}
 )~";
 
-constexpr const char* kPrometheusToken = R"~(    # A viewer token from `stalk token create --role viewer --label prometheus`, in a file only
+constexpr const char* kPrometheusToken =
+    R"~(    # A viewer token from `stalk token create --role viewer --label prometheus`, in a file only
     # Prometheus can read.
     authorization:
       type: Bearer
@@ -385,18 +390,24 @@ viewer token and sends alerts to Alertmanager (`ALERTMANAGER_URL`, `alerting:` i
 
 const char* InitProfileName(InitProfile p) {
   switch (p) {
-    case InitProfile::kStaging: return "staging";
-    case InitProfile::kProduction: return "production";
-    case InitProfile::kDevelopment: break;
+    case InitProfile::kStaging:
+      return "staging";
+    case InitProfile::kProduction:
+      return "production";
+    case InitProfile::kDevelopment:
+      break;
   }
   return "development";
 }
 
 const char* InitProfileShort(InitProfile p) {
   switch (p) {
-    case InitProfile::kStaging: return "staging";
-    case InitProfile::kProduction: return "prod";
-    case InitProfile::kDevelopment: break;
+    case InitProfile::kStaging:
+      return "staging";
+    case InitProfile::kProduction:
+      return "prod";
+    case InitProfile::kDevelopment:
+      break;
   }
   return "dev";
 }
@@ -415,8 +426,10 @@ std::vector<PlannedFile> RenderInitFiles(const ProjectInfo& info, InitProfile p)
     prom += kPrometheusAlerting;
   }
   prom += kPrometheusScrape;
-  if (p != InitProfile::kDevelopment) prom += kPrometheusToken;
-  if (p == InitProfile::kProduction) prom += kPrometheusTls;
+  if (p != InitProfile::kDevelopment)
+    prom += kPrometheusToken;
+  if (p == InitProfile::kProduction)
+    prom += kPrometheusTls;
   std::vector<PlannedFile> out;
   out.push_back({".env.example", Fill(env, vars)});
   out.push_back({".gitignore", kGitignore, false, true});
@@ -431,11 +444,20 @@ std::vector<PlannedFile> RenderInitFiles(const ProjectInfo& info, InitProfile p)
 }
 
 const std::vector<std::string>& MonitoringMetricNames() {
-  static const std::vector<std::string> kNames{
-      "up", "stalk_broker_connected", "stalk_events_ingested_total", "stalk_ingest_dropped_total",
-      "stalk_ingest_lag_seconds", "stalk_events_rejected_total", "flower_worker_online", "flower_events_total",
-      "celery_queue_length", "stalk_tasks_lost_total", "flower_task_runtime_seconds_bucket",
-      "flower_worker_number_of_currently_executing_tasks", "stalk_tasks_tracked", "stalk_process_resident_memory_bytes"};
+  static const std::vector<std::string> kNames{"up",
+                                               "stalk_broker_connected",
+                                               "stalk_events_ingested_total",
+                                               "stalk_ingest_dropped_total",
+                                               "stalk_ingest_lag_seconds",
+                                               "stalk_events_rejected_total",
+                                               "flower_worker_online",
+                                               "flower_events_total",
+                                               "celery_queue_length",
+                                               "stalk_tasks_lost_total",
+                                               "flower_task_runtime_seconds_bucket",
+                                               "flower_worker_number_of_currently_executing_tasks",
+                                               "stalk_tasks_tracked",
+                                               "stalk_process_resident_memory_bytes"};
   return kNames;
 }
 

@@ -13,12 +13,12 @@
 namespace stalk {
 
 enum class InitProfile { kDevelopment, kStaging, kProduction };
-const char* InitProfileName(InitProfile p);  // "development", ...
-const char* InitProfileShort(InitProfile p); // "dev", "staging", "prod" (the placeholders' {env})
+const char* InitProfileName(InitProfile p);   // "development", ...
+const char* InitProfileShort(InitProfile p);  // "dev", "staging", "prod" (the placeholders' {env})
 
 struct PlannedFile {
-  std::string path;             // relative to the project
-  std::string content;          // the whole file (for .gitignore: the lines to append when missing)
+  std::string path;     // relative to the project
+  std::string content;  // the whole file (for .gitignore: the lines to append when missing)
   bool executable = false;
   bool append_missing_lines = false;  // .gitignore: add only the lines the file lacks
 };

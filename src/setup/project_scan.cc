@@ -23,9 +23,9 @@ constexpr uintmax_t kMaxFileBytes = 1 << 20;
 enum class FileKind { kPython, kRequirements, kPyproject, kEnv, kScript };
 
 bool SkippedDir(const std::string& name) {
-  static const std::set<std::string> kSkip{".git", ".hg", ".svn", "node_modules", "venv", ".venv", "env",
-                                           "__pycache__", "site-packages", "build", "dist", ".tox",
-                                           ".mypy_cache", ".pytest_cache", "monitoring", "static", "media"};
+  static const std::set<std::string> kSkip{
+      ".git",  ".hg",  ".svn", "node_modules", "venv",          ".venv",      "env",    "__pycache__", "site-packages",
+      "build", "dist", ".tox", ".mypy_cache",  ".pytest_cache", "monitoring", "static", "media"};
   return kSkip.count(name) > 0;
 }
 
@@ -49,10 +49,13 @@ bool Classify(const fs::path& rel, FileKind& kind) {
     kind = FileKind::kEnv;
     return true;
   }
-  if (name == "start_stalk.sh" || name == "stalk.service") return false;  // ours
+  if (name == "start_stalk.sh" || name == "stalk.service")
+    return false;  // ours
   if (rel.extension() == ".sh" || name == "Procfile" || name == "Makefile" || rel.extension() == ".service" ||
-      name == "Dockerfile" || (name.rfind("docker-compose", 0) == 0 && (rel.extension() == ".yml" || rel.extension() == ".yaml")) ||
-      name == "compose.yml" || name == "compose.yaml" || (name.rfind("supervisor", 0) == 0 && rel.extension() == ".conf")) {
+      name == "Dockerfile" ||
+      (name.rfind("docker-compose", 0) == 0 && (rel.extension() == ".yml" || rel.extension() == ".yaml")) ||
+      name == "compose.yml" || name == "compose.yaml" ||
+      (name.rfind("supervisor", 0) == 0 && rel.extension() == ".conf")) {
     kind = FileKind::kScript;
     return true;
   }
@@ -61,7 +64,8 @@ bool Classify(const fs::path& rel, FileKind& kind) {
 
 std::string ReadAll(const fs::path& p) {
   std::error_code ec;
-  if (fs::file_size(p, ec) > kMaxFileBytes || ec) return {};
+  if (fs::file_size(p, ec) > kMaxFileBytes || ec)
+    return {};
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -72,20 +76,26 @@ std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
     out.push_back(line);
   }
   return out;
 }
 
 BrokerKind KindFromScheme(const std::string& text) {
-  static const std::regex kScheme(R"((rediss?|redis\+socket|sentinel|amqps?|pyamqp|librabbitmq|sqs|memory|filesystem)://)");
+  static const std::regex kScheme(
+      R"((rediss?|redis\+socket|sentinel|amqps?|pyamqp|librabbitmq|sqs|memory|filesystem)://)");
   std::smatch m;
-  if (!std::regex_search(text, m, kScheme)) return BrokerKind::kUnknown;
+  if (!std::regex_search(text, m, kScheme))
+    return BrokerKind::kUnknown;
   const std::string s = m[1].str();
-  if (s.rfind("redis", 0) == 0 || s == "sentinel") return BrokerKind::kRedis;
-  if (s == "sqs") return BrokerKind::kSqs;
-  if (s == "memory" || s == "filesystem") return BrokerKind::kOther;
+  if (s.rfind("redis", 0) == 0 || s == "sentinel")
+    return BrokerKind::kRedis;
+  if (s == "sqs")
+    return BrokerKind::kSqs;
+  if (s == "memory" || s == "filesystem")
+    return BrokerKind::kOther;
   return BrokerKind::kAmqp;
 }
 
@@ -100,13 +110,15 @@ constexpr SettingNames kTaskEvents{"worker_send_task_events", "CELERY_WORKER_SEN
 constexpr SettingNames kSentEvent{"task_send_sent_event", "CELERY_TASK_SEND_SENT_EVENT", "CELERY_SEND_TASK_SENT_EVENT"};
 constexpr SettingNames kQueueTtl{"event_queue_ttl", "CELERY_EVENT_QUEUE_TTL", "CELERY_EVENT_QUEUE_TTL"};
 constexpr SettingNames kQueueExpires{"event_queue_expires", "CELERY_EVENT_QUEUE_EXPIRES", "CELERY_EVENT_QUEUE_EXPIRES"};
-constexpr SettingNames kHijack{"worker_hijack_root_logger", "CELERY_WORKER_HIJACK_ROOT_LOGGER", "CELERYD_HIJACK_ROOT_LOGGER"};
+constexpr SettingNames kHijack{"worker_hijack_root_logger", "CELERY_WORKER_HIJACK_ROOT_LOGGER",
+                               "CELERYD_HIJACK_ROOT_LOGGER"};
 
 // The value assigned to `name` on this line (NAME = v, conf.NAME = v, NAME=v in a call, 'NAME': v).
 bool MatchSetting(const std::string& line, const std::string& name, std::string& value) {
   const std::regex re("(?:^|[^A-Za-z0-9_])" + name + R"(['"]?\s*[:=]\s*([^#\n]*))");
   std::smatch m;
-  if (!std::regex_search(line, m, re)) return false;
+  if (!std::regex_search(line, m, re))
+    return false;
   value = m[1].str();
   return true;
 }
@@ -134,11 +146,14 @@ std::string Where(const std::string& rel, size_t line_index) { return rel + ":" 
 
 std::string ModuleOf(const fs::path& rel) {
   fs::path p = rel;
-  if (p.filename() == "celery.py" && p.has_parent_path()) p = p.parent_path();  // `-A proj` finds proj.celery
-  else p.replace_extension();
+  if (p.filename() == "celery.py" && p.has_parent_path())
+    p = p.parent_path();  // `-A proj` finds proj.celery
+  else
+    p.replace_extension();
   std::string out;
   for (const auto& part : p) {
-    if (!out.empty()) out += '.';
+    if (!out.empty())
+      out += '.';
     out += part.string();
   }
   return out;
@@ -148,11 +163,16 @@ std::string ModuleOf(const fs::path& rel) {
 
 const char* BrokerKindName(BrokerKind kind) {
   switch (kind) {
-    case BrokerKind::kRedis: return "redis";
-    case BrokerKind::kAmqp: return "amqp";
-    case BrokerKind::kSqs: return "sqs";
-    case BrokerKind::kOther: return "other";
-    case BrokerKind::kUnknown: break;
+    case BrokerKind::kRedis:
+      return "redis";
+    case BrokerKind::kAmqp:
+      return "amqp";
+    case BrokerKind::kSqs:
+      return "sqs";
+    case BrokerKind::kOther:
+      return "other";
+    case BrokerKind::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -167,28 +187,33 @@ ProjectInfo ScanProject(const std::string& dir) {
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (it->is_directory(ec)) {
-      if (SkippedDir(name) || it.depth() >= kMaxDepth - 1) it.disable_recursion_pending();
+      if (SkippedDir(name) || it.depth() >= kMaxDepth - 1)
+        it.disable_recursion_pending();
       continue;
     }
     FileKind kind;
     fs::path rel = fs::relative(it->path(), root, ec);
-    if (it->is_regular_file(ec) && Classify(rel, kind)) files.emplace_back(rel.generic_string(), kind);
+    if (it->is_regular_file(ec) && Classify(rel, kind))
+      files.emplace_back(rel.generic_string(), kind);
   }
   std::sort(files.begin(), files.end());
 
   static const std::regex kApp(R"(Celery\(\s*['"]([^'"]+)['"])");
   static const std::regex kAppAnon(R"(=\s*Celery\()");
-  static const std::regex kDjangoNs(R"(config_from_object\(\s*['"]django\.conf:settings['"].*namespace\s*=\s*['"]CELERY['"])");
+  static const std::regex kDjangoNs(
+      R"(config_from_object\(\s*['"]django\.conf:settings['"].*namespace\s*=\s*['"]CELERY['"])");
   static const std::regex kConfigObject(R"(config_from_object\(\s*['"]([A-Za-z0-9_.]+)['"])");
   static const std::regex kEnvKey(R"(^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$)");
   static const std::regex kEventsFlag(R"((^|[\s"',\[])(-E|--events|--task-events)(\s|$|["',\]]))");
   bool legacy_seen = false;
   std::string config_object;
-  BrokerKind literal_kind = BrokerKind::kUnknown, requirement_kind = BrokerKind::kUnknown, env_kind = BrokerKind::kUnknown;
+  BrokerKind literal_kind = BrokerKind::kUnknown, requirement_kind = BrokerKind::kUnknown,
+             env_kind = BrokerKind::kUnknown;
   std::string literal_where, requirement_where, env_where;
 
   auto note = [](SettingSeen& s, const std::string& value, const std::string& where) {
-    if (!s.where.empty()) return;
+    if (!s.where.empty())
+      return;
     s.on = TruthyValue(value);
     s.where = where;
   };
@@ -206,23 +231,28 @@ ProjectInfo ScanProject(const std::string& dir) {
       std::smatch m;
       switch (kind) {
         case FileKind::kPython: {
-          if (line.find_first_not_of(" \t") != std::string::npos && line[line.find_first_not_of(" \t")] == '#') break;
+          if (line.find_first_not_of(" \t") != std::string::npos && line[line.find_first_not_of(" \t")] == '#')
+            break;
           if (info.app_file.empty() && (std::regex_search(line, m, kApp) || std::regex_search(line, kAppAnon))) {
             info.app_name = (m.size() > 1 && m[1].matched) ? m[1].str() : "";
             info.app_file = rel;
             info.app_module = ModuleOf(rel);
             static const std::regex kVar(R"(^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*Celery\()");
             std::smatch v;
-            if (std::regex_search(line, v, kVar)) info.app_var = v[1].str();
+            if (std::regex_search(line, v, kVar))
+              info.app_var = v[1].str();
             BrokerKind k = KindFromScheme(line);
             if (k != BrokerKind::kUnknown && info.broker == BrokerKind::kUnknown) {
               info.broker = k;
               info.broker_where = Where(rel, i) + " (Celery(broker=...))";
             }
           }
-          if (std::regex_search(line, kDjangoNs)) info.django = true;
-          if (std::regex_search(line, m, kConfigObject) && m[1].str() != "django.conf") config_object = m[1].str();
-          if (line.find("DJANGO_SETTINGS_MODULE") != std::string::npos) info.django = true;
+          if (std::regex_search(line, kDjangoNs))
+            info.django = true;
+          if (std::regex_search(line, m, kConfigObject) && m[1].str() != "django.conf")
+            config_object = m[1].str();
+          if (line.find("DJANGO_SETTINGS_MODULE") != std::string::npos)
+            info.django = true;
           std::string value;
           bool legacy = false;
           if (MatchAny(line, kBroker, value, legacy)) {
@@ -232,13 +262,19 @@ ProjectInfo ScanProject(const std::string& dir) {
               info.broker = k;
               info.broker_where = Where(rel, i);
             }
-            if (info.config_file.empty() || rel.find("settings") != std::string::npos) info.config_file = rel;
+            if (info.config_file.empty() || rel.find("settings") != std::string::npos)
+              info.config_file = rel;
           }
-          if (MatchAny(line, kTaskEvents, value, legacy)) note(info.task_events, value, Where(rel, i)), legacy_seen |= legacy;
-          if (MatchAny(line, kSentEvent, value, legacy)) note(info.task_sent_event, value, Where(rel, i)), legacy_seen |= legacy;
-          if (MatchAny(line, kQueueTtl, value, legacy)) note(info.event_queue_ttl, value, Where(rel, i));
-          if (MatchAny(line, kQueueExpires, value, legacy)) note(info.event_queue_expires, value, Where(rel, i));
-          if (MatchAny(line, kHijack, value, legacy)) note(info.hijack_root_logger, value, Where(rel, i)), legacy_seen |= legacy;
+          if (MatchAny(line, kTaskEvents, value, legacy))
+            note(info.task_events, value, Where(rel, i)), legacy_seen |= legacy;
+          if (MatchAny(line, kSentEvent, value, legacy))
+            note(info.task_sent_event, value, Where(rel, i)), legacy_seen |= legacy;
+          if (MatchAny(line, kQueueTtl, value, legacy))
+            note(info.event_queue_ttl, value, Where(rel, i));
+          if (MatchAny(line, kQueueExpires, value, legacy))
+            note(info.event_queue_expires, value, Where(rel, i));
+          if (MatchAny(line, kHijack, value, legacy))
+            note(info.hijack_root_logger, value, Where(rel, i)), legacy_seen |= legacy;
           if (literal_kind == BrokerKind::kUnknown && (literal_kind = KindFromScheme(line)) != BrokerKind::kUnknown) {
             literal_where = Where(rel, i);
           }
@@ -248,28 +284,38 @@ ProjectInfo ScanProject(const std::string& dir) {
         case FileKind::kPyproject: {
           std::string l = line;
           std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
-          if (l.find("django") != std::string::npos && l.find("django-") == std::string::npos) info.django = true;
-          if (requirement_kind != BrokerKind::kUnknown) break;
+          if (l.find("django") != std::string::npos && l.find("django-") == std::string::npos)
+            info.django = true;
+          if (requirement_kind != BrokerKind::kUnknown)
+            break;
           static const std::regex kRedisReq(R"((^|["'\s\[,])(redis|hiredis)([\]<>=~!;,\s"']|$)|celery\[[^\]]*redis)");
-          static const std::regex kAmqpReq(R"((^|["'\s])(librabbitmq|amqp|pika)([<>=~!;,\s"']|$)|celery\[[^\]]*(librabbitmq|pyamqp))");
+          static const std::regex kAmqpReq(
+              R"((^|["'\s])(librabbitmq|amqp|pika)([<>=~!;,\s"']|$)|celery\[[^\]]*(librabbitmq|pyamqp))");
           static const std::regex kSqsReq(R"(celery\[[^\]]*sqs|(^|["'\s])(pycurl|boto3)([<>=~!;,\s"']|$))");
-          if (std::regex_search(l, kRedisReq)) requirement_kind = BrokerKind::kRedis;
-          else if (std::regex_search(l, kAmqpReq)) requirement_kind = BrokerKind::kAmqp;
-          else if (std::regex_search(l, kSqsReq)) requirement_kind = BrokerKind::kSqs;
-          if (requirement_kind != BrokerKind::kUnknown) requirement_where = Where(rel, i) + " (requirement)";
+          if (std::regex_search(l, kRedisReq))
+            requirement_kind = BrokerKind::kRedis;
+          else if (std::regex_search(l, kAmqpReq))
+            requirement_kind = BrokerKind::kAmqp;
+          else if (std::regex_search(l, kSqsReq))
+            requirement_kind = BrokerKind::kSqs;
+          if (requirement_kind != BrokerKind::kUnknown)
+            requirement_where = Where(rel, i) + " (requirement)";
           break;
         }
         case FileKind::kEnv: {
           info.has_env_file = true;
-          if (!std::regex_match(line, m, kEnvKey)) break;
+          if (!std::regex_match(line, m, kEnvKey))
+            break;
           const std::string key = m[1].str();
           info.env_keys.push_back(key);
           if (env_kind == BrokerKind::kUnknown && (key.find("BROKER") != std::string::npos || key == "REDIS_URL" ||
-                                                    key == "AMQP_URL" || key == "RABBITMQ_URL")) {
+                                                   key == "AMQP_URL" || key == "RABBITMQ_URL")) {
             env_kind = KindFromScheme(m[2].str());  // only the scheme is kept
-            if (env_kind != BrokerKind::kUnknown) env_where = Where(rel, i) + " (" + key + ")";
+            if (env_kind != BrokerKind::kUnknown)
+              env_where = Where(rel, i) + " (" + key + ")";
           }
-          if ((key == "CELERY_WORKER_SEND_TASK_EVENTS" || key == "WORKER_SEND_TASK_EVENTS") && info.task_events.where.empty()) {
+          if ((key == "CELERY_WORKER_SEND_TASK_EVENTS" || key == "WORKER_SEND_TASK_EVENTS") &&
+              info.task_events.where.empty()) {
             note(info.task_events, m[2].str(), Where(rel, i));
           }
           break;
@@ -299,7 +345,8 @@ ProjectInfo ScanProject(const std::string& dir) {
     std::string path = config_object;
     std::replace(path.begin(), path.end(), '.', '/');
     path += ".py";
-    if (std::find(info.files_read.begin(), info.files_read.end(), path) != info.files_read.end()) info.config_file = path;
+    if (std::find(info.files_read.begin(), info.files_read.end(), path) != info.files_read.end())
+      info.config_file = path;
   }
   if (info.django) {
     info.style = SettingsStyle::kDjangoNamespace;
@@ -312,7 +359,8 @@ ProjectInfo ScanProject(const std::string& dir) {
   } else if (legacy_seen) {
     info.style = SettingsStyle::kLegacyUppercase;
   }
-  if (info.config_file.empty()) info.config_file = info.app_file;
+  if (info.config_file.empty())
+    info.config_file = info.app_file;
   std::sort(info.env_keys.begin(), info.env_keys.end());
   return info;
 }

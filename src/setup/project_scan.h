@@ -18,15 +18,15 @@ const char* BrokerKindName(BrokerKind kind);  // "redis", "amqp", "sqs", "other"
 
 // How the project names Celery settings, which decides the lines init asks to add.
 enum class SettingsStyle {
-  kLowercase,       // celeryconfig.py / app.conf: worker_send_task_events = True
-  kDjangoNamespace, // Django settings with namespace='CELERY': CELERY_WORKER_SEND_TASK_EVENTS = True
-  kLegacyUppercase, // Celery 3 names: CELERY_SEND_EVENTS = True
+  kLowercase,        // celeryconfig.py / app.conf: worker_send_task_events = True
+  kDjangoNamespace,  // Django settings with namespace='CELERY': CELERY_WORKER_SEND_TASK_EVENTS = True
+  kLegacyUppercase,  // Celery 3 names: CELERY_SEND_EVENTS = True
 };
 
 // One Celery setting and where the project sets it ("" when it does not).
 struct SettingSeen {
-  bool on = false;     // the value read as true (for booleans)
-  std::string where;   // "proj/settings.py:14"
+  bool on = false;    // the value read as true (for booleans)
+  std::string where;  // "proj/settings.py:14"
 };
 
 struct ProjectInfo {

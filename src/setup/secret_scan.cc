@@ -18,13 +18,15 @@ std::string Lower(std::string_view s) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
   return s;
 }
 
 bool KeyNamesSecret(std::string_view key) {
-  static constexpr std::array<std::string_view, 9> kWords{"secret", "password", "passwd", "token", "api_key",
+  static constexpr std::array<std::string_view, 9> kWords{"secret", "password",    "passwd",     "token",     "api_key",
                                                           "apikey", "private_key", "access_key", "credential"};
   std::string k = Lower(key);
   return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return k.find(w) != std::string::npos; });
@@ -37,10 +39,11 @@ bool IsPlaceholderValue(std::string_view value) {
   if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front()) {
     v = v.substr(1, v.size() - 2);
   }
-  if (v.empty() || v == "none" || v == "null" || v == "true" || v == "false") return true;
+  if (v.empty() || v == "none" || v == "null" || v == "true" || v == "false")
+    return true;
   static constexpr std::array<std::string_view, 14> kMarks{
-      "your_", "_here", "changeme", "change_me", "change-me", "placeholder", "example", "xxx",
-      "<", "${", "os.environ", "getenv", "env(", "config("};
+      "your_", "_here", "changeme", "change_me",  "change-me", "placeholder", "example",
+      "xxx",   "<",     "${",       "os.environ", "getenv",    "env(",        "config("};
   return std::any_of(kMarks.begin(), kMarks.end(), [&](std::string_view m) { return v.find(m) != std::string::npos; });
 }
 
@@ -54,13 +57,15 @@ std::vector<SecretFinding> FindSecrets(const std::string& file, std::string_view
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
+    if (end == std::string_view::npos)
+      end = text.size();
     std::string line(text.substr(pos, end - pos));
     ++line_no;
     pos = end + 1;
     std::string_view trimmed = Trim(line);
     if (trimmed.empty() || trimmed.front() == '#') {
-      if (end == text.size()) break;
+      if (end == text.size())
+        break;
       continue;
     }
     std::smatch m;
@@ -74,7 +79,8 @@ std::vector<SecretFinding> FindSecrets(const std::string& file, std::string_view
         (!python || m[2].str().front() == '"' || m[2].str().front() == '\'') && !IsPlaceholderValue(m[2].str())) {
       out.push_back({file, line_no, m[1].str()});
     }
-    if (end == text.size()) break;
+    if (end == text.size())
+      break;
   }
   return out;
 }

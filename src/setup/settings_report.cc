@@ -29,7 +29,8 @@ std::string RenderSettingsReport(const ProjectInfo& info, InitProfile p) {
       {"event_queue_ttl", "CELERY_EVENT_QUEUE_TTL", "CELERY_EVENT_QUEUE_TTL", "5.0", &info.event_queue_ttl, false, amqp,
        "RabbitMQ: events nobody reads expire instead of piling up in the monitor's queue"},
       {"event_queue_expires", "CELERY_EVENT_QUEUE_EXPIRES", "CELERY_EVENT_QUEUE_EXPIRES", "60.0",
-       &info.event_queue_expires, false, amqp, "RabbitMQ: a monitor's event queue is deleted a minute after it goes away"},
+       &info.event_queue_expires, false, amqp,
+       "RabbitMQ: a monitor's event queue is deleted a minute after it goes away"},
       {"worker_hijack_root_logger", "CELERY_WORKER_HIJACK_ROOT_LOGGER", "CELERYD_HIJACK_ROOT_LOGGER", "False",
        &info.hijack_root_logger, false, info.django, "Django: keep Django's LOGGING config for the worker's logs"},
   };
@@ -38,14 +39,18 @@ std::string RenderSettingsReport(const ProjectInfo& info, InitProfile p) {
   const bool on_app = !info.django && info.config_file == info.app_file && !info.app_file.empty() &&
                       info.style == SettingsStyle::kLowercase;
   out << "Celery settings (" << target;
-  if (info.style == SettingsStyle::kDjangoNamespace) out << ", Django settings with namespace='CELERY'";
-  if (info.style == SettingsStyle::kLegacyUppercase) out << ", Celery 3 uppercase names";
+  if (info.style == SettingsStyle::kDjangoNamespace)
+    out << ", Django settings with namespace='CELERY'";
+  if (info.style == SettingsStyle::kLegacyUppercase)
+    out << ", Celery 3 uppercase names";
   out << "):\n";
   std::vector<std::string> lines;
   for (const Wanted& w : wanted) {
-    if (!w.relevant) continue;
-    const char* name = info.style == SettingsStyle::kDjangoNamespace ? w.django
-                       : info.style == SettingsStyle::kLegacyUppercase ? w.legacy : w.lower;
+    if (!w.relevant)
+      continue;
+    const char* name = info.style == SettingsStyle::kDjangoNamespace   ? w.django
+                       : info.style == SettingsStyle::kLegacyUppercase ? w.legacy
+                                                                       : w.lower;
     const bool ok = !w.seen->where.empty() && (!w.want_on || w.seen->on);
     if (ok) {
       out << "  ok      " << w.lower << " (" << w.seen->where << ")\n";
@@ -59,7 +64,8 @@ std::string RenderSettingsReport(const ProjectInfo& info, InitProfile p) {
     out << "Nothing to change.\n";
   } else {
     out << "Add to " << target << ":\n";
-    for (const auto& l : lines) out << "    " << l << "\n";
+    for (const auto& l : lines)
+      out << "    " << l << "\n";
     if (info.task_events.where.empty() || !info.task_events.on) {
       out << "(or start workers with -E: celery -A " << (info.app_module.empty() ? "proj" : info.app_module)
           << " worker -E; a running worker can be switched with `stalk doctor --fix`)\n";

@@ -19,8 +19,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int RemainingMs(Clock::time_point deadline) {
-  return static_cast<int>(std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+  return static_cast<int>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
 }
 
 // The raw response, or an error text in `error`.
@@ -39,7 +39,8 @@ bool HttpGet(const std::string& host, const std::string& port, const std::string
   error = "cannot connect";
   for (addrinfo* ai = res; ai != nullptr && fd < 0; ai = ai->ai_next) {
     fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
+    if (fd < 0)
+      continue;
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
       error = std::string("cannot connect: ") + strerror(errno);
       ::close(fd);
@@ -57,15 +58,18 @@ bool HttpGet(const std::string& host, const std::string& port, const std::string
     }
   }
   ::freeaddrinfo(res);
-  if (fd < 0) return false;
+  if (fd < 0)
+    return false;
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + port +
                               "\r\nUser-Agent: stalk-doctor\r\nConnection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < request.size()) {
     pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, RemainingMs(deadline)) != 1) break;
+    if (::poll(&p, 1, RemainingMs(deadline)) != 1)
+      break;
     ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
+    if (n <= 0)
+      break;
     sent += static_cast<size_t>(n);
   }
   char buf[4096];
@@ -76,12 +80,14 @@ bool HttpGet(const std::string& host, const std::string& port, const std::string
       break;
     }
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
+    if (n <= 0)
+      break;
     response.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
   if (response.empty()) {
-    if (sent != request.size()) error = "cannot send the request";
+    if (sent != request.size())
+      error = "cannot send the request";
     return false;
   }
   return true;
@@ -91,20 +97,25 @@ bool HttpGet(const std::string& host, const std::string& port, const std::string
 
 Check CheckStalkServer(const std::string& url, int timeout_ms) {
   const std::string name = "stalk serve healthy";
-  if (url.empty()) return {name, CheckStatus::kSkip, "no --stalk-url given", "pass --stalk-url http://127.0.0.1:5555"};
+  if (url.empty())
+    return {name, CheckStatus::kSkip, "no --stalk-url given", "pass --stalk-url http://127.0.0.1:5555"};
   // No user:password@ part: a URL that could carry a credential is refused, and never echoed.
   static const std::regex kUrl(R"(^(https?)://(\[[^\]]+\]|[^/:@]+)(?::(\d+))?(/[^@]*)?$)");
   std::smatch m;
   if (!std::regex_match(url, m, kUrl)) {
-    return {name, CheckStatus::kFail, "--stalk-url is not http://host[:port][/prefix] (credentials in it are not accepted)",
+    return {name, CheckStatus::kFail,
+            "--stalk-url is not http://host[:port][/prefix] (credentials in it are not accepted)",
             "give a URL like http://127.0.0.1:5555"};
   }
-  if (m[1] == "https") return {name, CheckStatus::kSkip, "https:// is not checked by doctor", "curl -fsS " + url + "/healthcheck"};
+  if (m[1] == "https")
+    return {name, CheckStatus::kSkip, "https:// is not checked by doctor", "curl -fsS " + url + "/healthcheck"};
   std::string host = m[2].str();
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
   const std::string port = m[3].matched ? m[3].str() : "80";
   std::string prefix = m[4].matched ? m[4].str() : "";
-  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  while (!prefix.empty() && prefix.back() == '/')
+    prefix.pop_back();
   std::string response, error;
   if (!HttpGet(host, port, prefix + "/healthcheck", timeout_ms, response, error)) {
     return {name, CheckStatus::kFail, url + ": " + error,
@@ -113,7 +124,8 @@ Check CheckStalkServer(const std::string& url, int timeout_ms) {
   static const std::regex kStatus(R"(^HTTP/1\.[01] (\d{3}))");
   const size_t body_at = response.find("\r\n\r\n");
   std::string body = body_at == std::string::npos ? "" : response.substr(body_at + 4, 200);
-  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r'))
+    body.pop_back();
   if (!std::regex_search(response, m, kStatus)) {
     return {name, CheckStatus::kFail, url + ": not an HTTP answer", "is something else listening on that port?"};
   }

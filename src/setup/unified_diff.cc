@@ -14,12 +14,13 @@ constexpr size_t kContext = 3;
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
   return out;
 }
 
 struct Op {
-  char kind;  // ' ', '-', '+'
+  char kind;    // ' ', '-', '+'
   size_t a, b;  // line indexes in before/after (the one that applies)
 };
 
@@ -27,7 +28,8 @@ struct Op {
 
 std::string UnifiedDiff(const std::string& path, const std::string& before, const std::string& after,
                         bool before_exists) {
-  if (before == after && before_exists) return "";
+  if (before == after && before_exists)
+    return "";
   const auto a = SplitLines(before), b = SplitLines(after);
   const size_t n = a.size(), m = b.size();
   std::vector<std::vector<uint32_t>> lcs(n + 1, std::vector<uint32_t>(m + 1, 0));
@@ -51,15 +53,19 @@ std::string UnifiedDiff(const std::string& path, const std::string& before, cons
   out << "--- " << (before_exists ? "a/" + path : "/dev/null") << "\n+++ b/" << path << "\n";
   size_t k = 0;
   while (k < ops.size()) {
-    while (k < ops.size() && ops[k].kind == ' ') ++k;
-    if (k == ops.size()) break;
+    while (k < ops.size() && ops[k].kind == ' ')
+      ++k;
+    if (k == ops.size())
+      break;
     size_t start = k >= kContext ? k - kContext : 0;
     // Extend the hunk while the next change is within 2*context lines.
     size_t end = k;
     while (true) {
-      while (end < ops.size() && ops[end].kind != ' ') ++end;
+      while (end < ops.size() && ops[end].kind != ' ')
+        ++end;
       size_t next = end;
-      while (next < ops.size() && ops[next].kind == ' ') ++next;
+      while (next < ops.size() && ops[next].kind == ' ')
+        ++next;
       if (next < ops.size() && next - end <= 2 * kContext) {
         end = next;
         continue;
@@ -69,8 +75,10 @@ std::string UnifiedDiff(const std::string& path, const std::string& before, cons
     }
     size_t a_start = ops[start].a, b_start = ops[start].b, a_len = 0, b_len = 0;
     for (size_t x = start; x < end; ++x) {
-      if (ops[x].kind != '+') ++a_len;
-      if (ops[x].kind != '-') ++b_len;
+      if (ops[x].kind != '+')
+        ++a_len;
+      if (ops[x].kind != '-')
+        ++b_len;
     }
     out << "@@ -" << (a_len ? a_start + 1 : a_start) << "," << a_len << " +" << (b_len ? b_start + 1 : b_start) << ","
         << b_len << " @@\n";

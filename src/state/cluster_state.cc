@@ -9,15 +9,24 @@ namespace {
 
 TaskState StateForEvent(EventKind k) {
   switch (k) {
-    case EventKind::kTaskSent: return TaskState::kPending;
-    case EventKind::kTaskReceived: return TaskState::kReceived;
-    case EventKind::kTaskStarted: return TaskState::kStarted;
-    case EventKind::kTaskSucceeded: return TaskState::kSuccess;
-    case EventKind::kTaskFailed: return TaskState::kFailure;
-    case EventKind::kTaskRetried: return TaskState::kRetry;
-    case EventKind::kTaskRevoked: return TaskState::kRevoked;
-    case EventKind::kTaskRejected: return TaskState::kRejected;
-    default: return TaskState::kCustom;
+    case EventKind::kTaskSent:
+      return TaskState::kPending;
+    case EventKind::kTaskReceived:
+      return TaskState::kReceived;
+    case EventKind::kTaskStarted:
+      return TaskState::kStarted;
+    case EventKind::kTaskSucceeded:
+      return TaskState::kSuccess;
+    case EventKind::kTaskFailed:
+      return TaskState::kFailure;
+    case EventKind::kTaskRetried:
+      return TaskState::kRetry;
+    case EventKind::kTaskRevoked:
+      return TaskState::kRevoked;
+    case EventKind::kTaskRejected:
+      return TaskState::kRejected;
+    default:
+      return TaskState::kCustom;
   }
 }
 
@@ -118,9 +127,7 @@ const Task* ClusterState::FindTask(std::string_view id) const {
   return it == by_text_.end() ? nullptr : &At(it->second);
 }
 
-const Task* ClusterState::TaskBySeq(uint64_t seq) const {
-  return Live(seq) ? &At(seq) : nullptr;
-}
+const Task* ClusterState::TaskBySeq(uint64_t seq) const { return Live(seq) ? &At(seq) : nullptr; }
 
 void ClusterState::ForEachTaskNewestFirst(const std::function<bool(const Task&)>& fn) const {
   for (uint64_t seq = end_seq_; seq > base_seq_;) {
@@ -283,15 +290,32 @@ void ClusterState::ApplyTask(const Event& ev, double local_received) {
   const uint32_t previous_worker = t.worker;
 
   switch (ev.kind) {
-    case EventKind::kTaskSent: t.sent = ts; break;
-    case EventKind::kTaskReceived: t.received = ts; break;
-    case EventKind::kTaskStarted: t.started = ts; break;
-    case EventKind::kTaskSucceeded: t.succeeded = ts; break;
-    case EventKind::kTaskFailed: t.failed = ts; break;
-    case EventKind::kTaskRetried: t.retried = ts; break;
-    case EventKind::kTaskRevoked: t.revoked = ts; break;
-    case EventKind::kTaskRejected: t.rejected = ts; break;
-    default: break;
+    case EventKind::kTaskSent:
+      t.sent = ts;
+      break;
+    case EventKind::kTaskReceived:
+      t.received = ts;
+      break;
+    case EventKind::kTaskStarted:
+      t.started = ts;
+      break;
+    case EventKind::kTaskSucceeded:
+      t.succeeded = ts;
+      break;
+    case EventKind::kTaskFailed:
+      t.failed = ts;
+      break;
+    case EventKind::kTaskRetried:
+      t.retried = ts;
+      break;
+    case EventKind::kTaskRevoked:
+      t.revoked = ts;
+      break;
+    case EventKind::kTaskRejected:
+      t.rejected = ts;
+      break;
+    default:
+      break;
   }
 
   if (!ev.hostname.empty()) {
@@ -413,18 +437,25 @@ void ClusterState::ApplyWorker(const Event& ev, double local_received) {
   if (ev.freq && *ev.freq > 0) {
     w.freq = *ev.freq;
   }
-  if (ev.active) w.active = *ev.active;
-  if (ev.processed) w.processed = *ev.processed;
+  if (ev.active)
+    w.active = *ev.active;
+  if (ev.processed)
+    w.processed = *ev.processed;
   if (ev.loadavg) {
     w.loadavg = *ev.loadavg;
     w.has_loadavg = true;
   }
-  if (ev.pid) w.pid = ev.pid;
-  if (ev.has_clock) w.clock = ev.clock;
+  if (ev.pid)
+    w.pid = ev.pid;
+  if (ev.has_clock)
+    w.clock = ev.clock;
   w.utcoffset = ev.utcoffset;
-  if (ev.sw_ident.has_value()) w.sw_ident = std::string(ev.sw_ident.value);
-  if (ev.sw_ver.has_value()) w.sw_ver = std::string(ev.sw_ver.value);
-  if (ev.sw_sys.has_value()) w.sw_sys = std::string(ev.sw_sys.value);
+  if (ev.sw_ident.has_value())
+    w.sw_ident = std::string(ev.sw_ident.value);
+  if (ev.sw_ver.has_value())
+    w.sw_ver = std::string(ev.sw_ver.value);
+  if (ev.sw_sys.has_value())
+    w.sw_sys = std::string(ev.sw_sys.value);
   if (ev.kind == EventKind::kWorkerOffline) {
     w.offline_event = true;
     if (w.alive) {
@@ -509,8 +540,8 @@ size_t ClusterState::ApproxTaskBytes() const {
   size_t n = chunks_.size() * kChunkTasks * sizeof(Task);
   for (uint64_t seq = base_seq_; seq < end_seq_; ++seq) {
     const Task& t = At(seq);
-    for (const CompactString* s : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta,
-                                   &t.expires, &t.text_key(), &t.root_text(), &t.parent_text()}) {
+    for (const CompactString* s : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta, &t.expires,
+                                   &t.text_key(), &t.root_text(), &t.parent_text()}) {
       if (!s->is_null()) {
         n += 4 + s->size();
       }

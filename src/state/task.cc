@@ -5,15 +5,24 @@ namespace stalk {
 
 std::string_view TaskStateName(TaskState s) {
   switch (s) {
-    case TaskState::kPending: return "PENDING";
-    case TaskState::kReceived: return "RECEIVED";
-    case TaskState::kStarted: return "STARTED";
-    case TaskState::kSuccess: return "SUCCESS";
-    case TaskState::kFailure: return "FAILURE";
-    case TaskState::kRetry: return "RETRY";
-    case TaskState::kRevoked: return "REVOKED";
-    case TaskState::kRejected: return "REJECTED";
-    case TaskState::kCustom: return "CUSTOM";
+    case TaskState::kPending:
+      return "PENDING";
+    case TaskState::kReceived:
+      return "RECEIVED";
+    case TaskState::kStarted:
+      return "STARTED";
+    case TaskState::kSuccess:
+      return "SUCCESS";
+    case TaskState::kFailure:
+      return "FAILURE";
+    case TaskState::kRetry:
+      return "RETRY";
+    case TaskState::kRevoked:
+      return "REVOKED";
+    case TaskState::kRejected:
+      return "REJECTED";
+    case TaskState::kCustom:
+      return "CUSTOM";
   }
   return "PENDING";
 }
@@ -31,22 +40,30 @@ bool ParseTaskState(std::string_view name, TaskState& out) {
 
 int Precedence(TaskState s) {
   switch (s) {
-    case TaskState::kSuccess: return 0;
-    case TaskState::kFailure: return 1;
-    case TaskState::kCustom: return 2;
-    case TaskState::kRevoked: return 3;
-    case TaskState::kStarted: return 4;
-    case TaskState::kReceived: return 5;
-    case TaskState::kRejected: return 6;
-    case TaskState::kRetry: return 7;
-    case TaskState::kPending: return 8;
+    case TaskState::kSuccess:
+      return 0;
+    case TaskState::kFailure:
+      return 1;
+    case TaskState::kCustom:
+      return 2;
+    case TaskState::kRevoked:
+      return 3;
+    case TaskState::kStarted:
+      return 4;
+    case TaskState::kReceived:
+      return 5;
+    case TaskState::kRejected:
+      return 6;
+    case TaskState::kRetry:
+      return 7;
+    case TaskState::kPending:
+      return 8;
   }
   return 8;
 }
 
 bool IsFinal(TaskState s) {
-  return s == TaskState::kSuccess || s == TaskState::kFailure || s == TaskState::kRevoked ||
-         s == TaskState::kRejected;
+  return s == TaskState::kSuccess || s == TaskState::kFailure || s == TaskState::kRevoked || s == TaskState::kRejected;
 }
 
 const CompactString Task::kNullText;

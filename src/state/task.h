@@ -61,8 +61,8 @@ struct Task {
   int32_t retries = -1;  // -1: unknown (null)
   int64_t clock = 0;
   double timestamp = 0;  // time of the event that set the current state
-  double sent = 0, received = 0, started = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0,
-         rejected = 0, lost_at = 0;
+  double sent = 0, received = 0, started = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0, rejected = 0,
+         lost_at = 0;
   double runtime = -1;  // -1: unknown
   Uuid root{}, parent{};
   CompactString args, kwargs, result, exception, traceback, eta, expires;
@@ -93,10 +93,10 @@ struct Task {
 
 struct Worker {
   std::string hostname;
-  double freq = 60;  // Celery's Worker default until a worker-* event brings the real one
-  double last_heartbeat = 0;  // local receive time of the last event from it; 0 = never
-  bool offline_event = false; // worker-offline received
-  bool alive = false;         // as of the last Tick
+  double freq = 60;            // Celery's Worker default until a worker-* event brings the real one
+  double last_heartbeat = 0;   // local receive time of the last event from it; 0 = never
+  bool offline_event = false;  // worker-offline received
+  bool alive = false;          // as of the last Tick
   double offline_since = 0;
   int64_t active = 0, processed = 0, pid = 0, clock = 0;
   double utcoffset = 0;

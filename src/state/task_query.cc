@@ -19,8 +19,10 @@ struct SearchTerms {
 };
 
 std::string StripQuotes(std::string_view v) {
-  while (!v.empty() && (v.front() == '"' || v.front() == ' ')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == '"' || v.back() == ' ')) v.remove_suffix(1);
+  while (!v.empty() && (v.front() == '"' || v.front() == ' '))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == '"' || v.back() == ' '))
+    v.remove_suffix(1);
   return std::string(v);
 }
 
@@ -29,7 +31,8 @@ std::vector<std::string_view> SplitTerms(std::string_view s) {
   std::vector<std::string_view> out;
   size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && (std::isspace(static_cast<unsigned char>(s[i])) || s[i] == ',')) ++i;
+    while (i < s.size() && (std::isspace(static_cast<unsigned char>(s[i])) || s[i] == ','))
+      ++i;
     const size_t start = i;
     while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i])) && s[i] != ',') {
       if (s[i] == '"') {
@@ -38,9 +41,11 @@ std::vector<std::string_view> SplitTerms(std::string_view s) {
           i += (s[i] == '\\' && i + 1 < s.size()) ? 2 : 1;
         }
       }
-      if (i < s.size()) ++i;
+      if (i < s.size())
+        ++i;
     }
-    if (i > start) out.push_back(s.substr(start, i - start));
+    if (i > start)
+      out.push_back(s.substr(start, i - start));
   }
   return out;
 }
@@ -67,9 +72,7 @@ SearchTerms ParseSearch(std::string_view raw) {
   return t;
 }
 
-bool Contains(std::string_view hay, std::string_view needle) {
-  return hay.find(needle) != std::string_view::npos;
-}
+bool Contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
 
 bool ContainsId(const Task& t, std::string_view needle) {
   char buf[36];
@@ -79,15 +82,21 @@ bool ContainsId(const Task& t, std::string_view needle) {
 // Flower's stringified_dict_contains_value: finds `'key': value` in a repr'd dict.
 bool KwargsContain(std::string_view dict, std::string_view key, std::string_view value) {
   size_t k = dict.find(key);
-  if (k == std::string_view::npos) return false;
+  if (k == std::string_view::npos)
+    return false;
   size_t start = k + key.size() + 3;
-  if (start > dict.size()) return false;
+  if (start > dict.size())
+    return false;
   size_t end = dict.find(',', start);
-  if (end == std::string_view::npos) end = dict.find('}', start);
-  if (end == std::string_view::npos) return false;
+  if (end == std::string_view::npos)
+    end = dict.find('}', start);
+  if (end == std::string_view::npos)
+    return false;
   std::string_view v = dict.substr(start, end - start);
-  while (!v.empty() && (v.front() == '"' || v.front() == '\'')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == '"' || v.back() == '\'')) v.remove_suffix(1);
+  while (!v.empty() && (v.front() == '"' || v.front() == '\''))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == '"' || v.back() == '\''))
+    v.remove_suffix(1);
   return v == value;
 }
 
@@ -238,19 +247,29 @@ Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const Task
     sort.remove_prefix(1);
   }
   SortKey key = SortKey::kNone;
-  if (sort.empty()) key = SortKey::kNone;
-  else if (sort == "name") key = SortKey::kName;
-  else if (sort == "state") key = SortKey::kState;
-  else if (sort == "received") key = SortKey::kReceived;
-  else if (sort == "started") key = SortKey::kStarted;
-  else if (sort == "succeeded") key = SortKey::kSucceeded;
-  else if (sort == "runtime") key = SortKey::kRuntime;
-  else if (sort == "timestamp") key = SortKey::kTimestamp;
-  else return Error{"invalid sort_by: use name, state, received, started, succeeded, runtime or timestamp"};
+  if (sort.empty())
+    key = SortKey::kNone;
+  else if (sort == "name")
+    key = SortKey::kName;
+  else if (sort == "state")
+    key = SortKey::kState;
+  else if (sort == "received")
+    key = SortKey::kReceived;
+  else if (sort == "started")
+    key = SortKey::kStarted;
+  else if (sort == "succeeded")
+    key = SortKey::kSucceeded;
+  else if (sort == "runtime")
+    key = SortKey::kRuntime;
+  else if (sort == "timestamp")
+    key = SortKey::kTimestamp;
+  else
+    return Error{"invalid sort_by: use name, state, received, started, succeeded, runtime or timestamp"};
 
   auto active = [](const std::string& f) { return !f.empty() && f != "All"; };
   uint32_t name_id = kNoId, worker_id = kNoId;
-  if (active(q.taskname) && (name_id = st.FindString(q.taskname)) == kNoId) return std::vector<const Task*>{};
+  if (active(q.taskname) && (name_id = st.FindString(q.taskname)) == kNoId)
+    return std::vector<const Task*>{};
   if (active(q.workername) && (worker_id = st.FindString(q.workername)) == kNoId) {
     return std::vector<const Task*>{};
   }
@@ -269,16 +288,22 @@ Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const Task
   SearchMatcher search(st, q.search);
 
   auto matches = [&](const Task& t) {
-    if (name_id != kNoId && t.name != name_id) return false;
+    if (name_id != kNoId && t.name != name_id)
+      return false;
     // Flower keeps tasks with no worker yet when filtering by worker; so do we.
-    if (worker_id != kNoId && t.worker != kNoId && t.worker != worker_id) return false;
+    if (worker_id != kNoId && t.worker != kNoId && t.worker != worker_id)
+      return false;
     if (state_filter && (t.state != *state_filter || (custom_state != kNoId && t.custom_state != custom_state))) {
       return false;
     }
-    if (q.received_start && t.received > 0 && t.received < *q.received_start) return false;
-    if (q.received_end && t.received > 0 && t.received > *q.received_end) return false;
-    if (q.started_start && t.started > 0 && t.started < *q.started_start) return false;
-    if (q.started_end && t.started > 0 && t.started > *q.started_end) return false;
+    if (q.received_start && t.received > 0 && t.received < *q.received_start)
+      return false;
+    if (q.received_end && t.received > 0 && t.received > *q.received_end)
+      return false;
+    if (q.started_start && t.started > 0 && t.started < *q.started_start)
+      return false;
+    if (q.started_end && t.started > 0 && t.started > *q.started_end)
+      return false;
     return search.Matches(t);
   };
   const bool prefetch = search.reads_text();
@@ -289,8 +314,10 @@ Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const Task
   if (key == SortKey::kNone) {
     size_t seen = 0;
     ForEachNewestFirstPrefetched(st, prefetch, [&](const Task& t) {
-      if (!matches(t)) return true;
-      if (seen++ >= q.offset) out.push_back(&t);
+      if (!matches(t))
+        return true;
+      if (seen++ >= q.offset)
+        out.push_back(&t);
       return seen < want;  // want >= 1 here, so this never over-collects
     });
     return out;
@@ -317,14 +344,22 @@ Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const Task
   };
   auto sort_key = [&](const Task& t) -> double {
     switch (key) {
-      case SortKey::kName: return t.name == kNoId ? 0 : name_rank[t.name];
-      case SortKey::kState: return state_key(t);
-      case SortKey::kReceived: return t.received;
-      case SortKey::kStarted: return t.started;
-      case SortKey::kSucceeded: return t.succeeded;
-      case SortKey::kRuntime: return t.runtime < 0 ? 0 : t.runtime;
-      case SortKey::kTimestamp: return t.timestamp;
-      case SortKey::kNone: break;
+      case SortKey::kName:
+        return t.name == kNoId ? 0 : name_rank[t.name];
+      case SortKey::kState:
+        return state_key(t);
+      case SortKey::kReceived:
+        return t.received;
+      case SortKey::kStarted:
+        return t.started;
+      case SortKey::kSucceeded:
+        return t.succeeded;
+      case SortKey::kRuntime:
+        return t.runtime < 0 ? 0 : t.runtime;
+      case SortKey::kTimestamp:
+        return t.timestamp;
+      case SortKey::kNone:
+        break;
     }
     return 0;
   };
@@ -334,13 +369,12 @@ Result<std::vector<const Task*>> RunTaskQuery(const ClusterState& st, const Task
   };
   std::vector<Entry> entries;
   ForEachNewestFirstPrefetched(st, prefetch, [&](const Task& t) {
-    if (matches(t)) entries.push_back({descending ? -sort_key(t) : sort_key(t), &t});
+    if (matches(t))
+      entries.push_back({descending ? -sort_key(t) : sort_key(t), &t});
     return true;
   });
   // Ties keep the base order (newest first) in both directions, as Python's stable sorted() does.
-  auto less = [](const Entry& a, const Entry& b) {
-    return a.key != b.key ? a.key < b.key : a.task->seq > b.task->seq;
-  };
+  auto less = [](const Entry& a, const Entry& b) { return a.key != b.key ? a.key < b.key : a.task->seq > b.task->seq; };
   const size_t n = std::min(want, entries.size());
   std::partial_sort(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(n), entries.end(), less);
   for (size_t i = q.offset; i < n; ++i) {

@@ -24,8 +24,8 @@ struct TaskRecord {
   std::string id;
   std::string state = "PENDING";  // TaskStateName, or the custom state's name
   std::optional<std::string> name, worker, client, queue, exchange, routing_key;
-  double sent = 0, received = 0, started = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0,
-         rejected = 0, timestamp = 0, lost_at = 0;
+  double sent = 0, received = 0, started = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0, rejected = 0,
+         timestamp = 0, lost_at = 0;
   double runtime = -1;
   int32_t retries = -1;
   int64_t clock = 0;

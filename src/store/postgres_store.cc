@@ -671,30 +671,37 @@ Result<int> PostgresStore::SchemaVersion() {
 // ------------------------------------------------------------------ silences, cost rollup (schema 4)
 
 Result<bool> PostgresStore::SaveSilence(const SilenceRecord& s) {
-  if (writer_ == nullptr) return Error{"store is not open"};
-  auto r = ExecParams(writer_,
-                      "INSERT INTO silences (" + std::string(kSilenceColumns) +
-                          ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers,"
-                          " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
-                          " created_by = excluded.created_by, comment = excluded.comment",
-                      {s.id, s.matchers_json, Num(s.starts_at), Num(s.ends_at), s.created_by, s.comment});
-  if (!r) return Error{r.error()};
+  if (writer_ == nullptr)
+    return Error{"store is not open"};
+  auto r =
+      ExecParams(writer_,
+                 "INSERT INTO silences (" + std::string(kSilenceColumns) +
+                     ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers,"
+                     " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+                     " created_by = excluded.created_by, comment = excluded.comment",
+                 {s.id, s.matchers_json, Num(s.starts_at), Num(s.ends_at), s.created_by, s.comment});
+  if (!r)
+    return Error{r.error()};
   return true;
 }
 
 Result<bool> PostgresStore::DeleteSilence(std::string_view id) {
-  if (writer_ == nullptr) return Error{"store is not open"};
+  if (writer_ == nullptr)
+    return Error{"store is not open"};
   auto r = ExecParams(writer_, "DELETE FROM silences WHERE id = $1", {std::string(id)});
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return true;
 }
 
 Result<std::vector<SilenceRecord>> PostgresStore::LoadSilences() {
   std::lock_guard lock(read_mu_);
   auto conn = ReaderLocked();
-  if (!conn) return Error{conn.error()};
+  if (!conn)
+    return Error{conn.error()};
   auto r = Exec(*conn, "SELECT " + std::string(kSilenceColumns) + " FROM silences ORDER BY starts_at, id");
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   std::vector<SilenceRecord> out;
   for (int i = 0; i < r->rows(); ++i) {
     PgRow row(r->get(), i);
@@ -705,13 +712,16 @@ Result<std::vector<SilenceRecord>> PostgresStore::LoadSilences() {
 }
 
 Result<bool> PostgresStore::AddCostRollup(const std::vector<FinishedTaskCost>& tasks) {
-  if (writer_ == nullptr) return Error{"store is not open"};
-  if (tasks.empty()) return true;
+  if (writer_ == nullptr)
+    return Error{"store is not open"};
+  if (tasks.empty())
+    return true;
   auto fail = [&](const std::string& e) -> Result<bool> {
     Exec(writer_, "ROLLBACK");
     return Error{"cost rollup: " + e};
   };
-  if (auto r = Exec(writer_, "BEGIN"); !r) return Error{r.error()};
+  if (auto r = Exec(writer_, "BEGIN"); !r)
+    return Error{r.error()};
   // Claim the task ids; only the ones no instance counted before are added. Chunks of 1,000 ids keep
   // each statement's parameter list small.
   std::unordered_set<std::string> claimed;
@@ -727,14 +737,16 @@ Result<bool> PostgresStore::AddCostRollup(const std::vector<FinishedTaskCost>& t
     }
     sql += " ON CONFLICT (task_id) DO NOTHING RETURNING task_id";
     auto r = ExecParams(writer_, sql, params);
-    if (!r) return fail(r.error());
+    if (!r)
+      return fail(r.error());
     for (int row = 0; row < r->rows(); ++row) {
       claimed.emplace(PgRow(r->get(), row).Text(0));
     }
   }
   std::vector<const FinishedTaskCost*> fresh;
   for (const auto& t : tasks) {
-    if (claimed.contains(t.task_id)) fresh.push_back(&t);
+    if (claimed.contains(t.task_id))
+      fresh.push_back(&t);
   }
   // In key order, so two instances adding to the same hours lock rows alike and cannot deadlock.
   const std::string sql = CostRollupUpsertSql(SqlDialect::kPostgres);
@@ -742,19 +754,23 @@ Result<bool> PostgresStore::AddCostRollup(const std::vector<FinishedTaskCost>& t
     auto r = ExecParams(writer_, sql,
                         {Num(c.hour), c.name, c.queue, c.worker, Num(c.worker_seconds), std::to_string(c.runs),
                          std::to_string(c.estimated), Num(c.first_at), Num(c.last_at)});
-    if (!r) return fail(r.error());
+    if (!r)
+      return fail(r.error());
   }
-  if (auto r = Exec(writer_, "COMMIT"); !r) return fail(r.error());
+  if (auto r = Exec(writer_, "COMMIT"); !r)
+    return fail(r.error());
   return true;
 }
 
 Result<std::vector<CostRollupRow>> PostgresStore::LoadCostRollup(double since) {
   std::lock_guard lock(read_mu_);
   auto conn = ReaderLocked();
-  if (!conn) return Error{conn.error()};
+  if (!conn)
+    return Error{conn.error()};
   auto r = ExecParams(*conn, "SELECT " + std::string(kCostRollupColumns) + " FROM cost_hourly WHERE hour > $1",
                       {Num(since - 3600)});
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   std::vector<CostRollupRow> out;
   for (int i = 0; i < r->rows(); ++i) {
     PgRow row(r->get(), i);
@@ -766,12 +782,14 @@ Result<std::vector<CostRollupRow>> PostgresStore::LoadCostRollup(double since) {
 }
 
 Result<bool> PostgresStore::DeleteCostRollupBefore(double cutoff, double counted_cutoff) {
-  if (writer_ == nullptr) return Error{"store is not open"};
+  if (writer_ == nullptr)
+    return Error{"store is not open"};
   if (auto r = ExecParams(writer_, "DELETE FROM cost_counted WHERE hour + 3600 <= $1", {Num(counted_cutoff)}); !r) {
     return Error{r.error()};
   }
   auto r = ExecParams(writer_, "DELETE FROM cost_hourly WHERE hour + 3600 <= $1", {Num(cutoff)});
-  if (!r) return Error{r.error()};
+  if (!r)
+    return Error{r.error()};
   return true;
 }
 

@@ -151,15 +151,15 @@ void EncodeTaskRow(const ClusterState& st, const Task& t, bool transition, std::
   for (uint32_t id : {t.name, t.worker, t.client, t.queue, t.exchange, t.routing_key}) {
     PutInterned(out, st, id);
   }
-  for (double v : {t.sent, t.received, t.started, t.succeeded, t.failed, t.retried, t.revoked, t.rejected,
-                   t.timestamp, t.lost_at, t.runtime}) {
+  for (double v : {t.sent, t.received, t.started, t.succeeded, t.failed, t.retried, t.revoked, t.rejected, t.timestamp,
+                   t.lost_at, t.runtime}) {
     Put<double>(out, v);
   }
   Put<int32_t>(out, t.retries);
   Put<int64_t>(out, t.clock);
-  Put<uint8_t>(out, static_cast<uint8_t>((t.lost ? kLost : 0) | (t.requeue ? kRequeue : 0) |
-                                         (t.truncated ? kTruncated : 0) | (t.has_state_event ? kHasStateEvent : 0) |
-                                         (transition ? kTransition : 0)));
+  Put<uint8_t>(out,
+               static_cast<uint8_t>((t.lost ? kLost : 0) | (t.requeue ? kRequeue : 0) | (t.truncated ? kTruncated : 0) |
+                                    (t.has_state_event ? kHasStateEvent : 0) | (transition ? kTransition : 0)));
   for (const CompactString* s : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta, &t.expires}) {
     PutText(out, *s);
   }
@@ -197,9 +197,12 @@ void EncodeEventRow(const Event& ev, double received_at, std::string& out) {
   JsonWriter w;
   w.BeginObject();
   w.Field("type", ev.type);
-  if (!ev.uuid.empty()) w.Field("uuid", ev.uuid);
-  if (!ev.hostname.empty()) w.Field("hostname", ev.hostname);
-  if (ev.has_timestamp) w.Field("timestamp", ev.timestamp);
+  if (!ev.uuid.empty())
+    w.Field("uuid", ev.uuid);
+  if (!ev.hostname.empty())
+    w.Field("hostname", ev.hostname);
+  if (ev.has_timestamp)
+    w.Field("timestamp", ev.timestamp);
   if (ev.has_clock) {
     w.Key("clock");
     w.Int(ev.clock);
@@ -227,15 +230,17 @@ void EncodeEventRow(const Event& ev, double received_at, std::string& out) {
     w.Key("retries");
     w.Int(*ev.retries);
   }
-  if (ev.runtime) w.Field("runtime", *ev.runtime);
-  for (auto [key, v] : {std::pair{"requeue", ev.requeue}, std::pair{"terminated", ev.terminated},
-                        std::pair{"expired", ev.expired}}) {
+  if (ev.runtime)
+    w.Field("runtime", *ev.runtime);
+  for (auto [key, v] :
+       {std::pair{"requeue", ev.requeue}, std::pair{"terminated", ev.terminated}, std::pair{"expired", ev.expired}}) {
     if (v) {
       w.Key(key);
       w.Bool(*v);
     }
   }
-  if (ev.freq) w.Field("freq", *ev.freq);
+  if (ev.freq)
+    w.Field("freq", *ev.freq);
   if (ev.active) {
     w.Key("active");
     w.Int(*ev.active);
@@ -247,7 +252,8 @@ void EncodeEventRow(const Event& ev, double received_at, std::string& out) {
   if (ev.loadavg) {
     w.Key("loadavg");
     w.BeginArray();
-    for (double v : *ev.loadavg) w.Double(v);
+    for (double v : *ev.loadavg)
+      w.Double(v);
     w.EndArray();
   }
   WriteOpt(w, "sw_ident", ev.sw_ident);
@@ -282,8 +288,8 @@ TaskRecord DecodeTask(std::string_view payload) {
   t.requeue = flags & kRequeue;
   t.truncated = flags & kTruncated;
   t.has_state_event = flags & kHasStateEvent;
-  for (auto* f : {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta, &t.expires, &t.root_id,
-                  &t.parent_id}) {
+  for (auto* f :
+       {&t.args, &t.kwargs, &t.result, &t.exception, &t.traceback, &t.eta, &t.expires, &t.root_id, &t.parent_id}) {
     *f = r.Opt();
   }
   return t;
@@ -318,7 +324,8 @@ size_t BatchBuilder::Add(std::string bytes) {
       const double timestamp = r.Get<double>();
       r.Skip(2 * sizeof(double) + sizeof(int32_t) + sizeof(int64_t));
       const auto flags = r.Get<uint8_t>();
-      if (!r.ok()) break;
+      if (!r.ok())
+        break;
       if (flags & kTransition) {
         batch_.transitions.push_back({std::string(id), std::string(state), timestamp});
       }
@@ -331,8 +338,8 @@ size_t BatchBuilder::Add(std::string bytes) {
     } else if (kind == RowKind::kWorker) {
       WorkerRecord w;
       w.hostname = r.Str();
-      for (double* f : {&w.freq, &w.last_heartbeat, &w.offline_since, &w.utcoffset, &w.loadavg[0], &w.loadavg[1],
-                        &w.loadavg[2]}) {
+      for (double* f :
+           {&w.freq, &w.last_heartbeat, &w.offline_since, &w.utcoffset, &w.loadavg[0], &w.loadavg[1], &w.loadavg[2]}) {
         *f = r.Get<double>();
       }
       for (int64_t* f : {&w.pid, &w.clock, &w.active, &w.processed}) {
@@ -346,7 +353,8 @@ size_t BatchBuilder::Add(std::string bytes) {
       w.sw_ident = r.Str();
       w.sw_ver = r.Str();
       w.sw_sys = r.Str();
-      if (!r.ok()) break;
+      if (!r.ok())
+        break;
       auto [it, inserted] = worker_index_.try_emplace(w.hostname, batch_.workers.size());
       if (inserted) {
         batch_.workers.push_back(std::move(w));
@@ -362,7 +370,8 @@ size_t BatchBuilder::Add(std::string bytes) {
       e.uuid = r.Str();
       e.hostname = r.Str();
       e.fields_json = r.Str();
-      if (!r.ok()) break;
+      if (!r.ok())
+        break;
       batch_.events.push_back(std::move(e));
     } else {
       break;

@@ -51,9 +51,9 @@ class BatchBuilder {
   std::vector<std::string>& spent() { return spent_; }
 
  private:
-  WriteBatch batch_;  // transitions, workers and events so far (tasks are built by Take)
-  std::deque<std::string> held_;                             // this batch's buffers
-  std::vector<std::string_view> task_rows_;                  // each task's last row, first-seen order
+  WriteBatch batch_;                         // transitions, workers and events so far (tasks are built by Take)
+  std::deque<std::string> held_;             // this batch's buffers
+  std::vector<std::string_view> task_rows_;  // each task's last row, first-seen order
   absl::flat_hash_map<std::string_view, size_t> task_index_;  // id (into held_) -> task_rows_ slot
   absl::flat_hash_map<std::string, size_t> worker_index_;     // hostname -> batch_.workers slot
   std::vector<std::string> spent_;

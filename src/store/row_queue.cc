@@ -5,7 +5,8 @@
 
 namespace stalk {
 
-RowQueue::RowQueue(size_t max_bytes, size_t wake_rows) : max_bytes_(max_bytes), wake_rows_(std::max<size_t>(1, wake_rows)) {}
+RowQueue::RowQueue(size_t max_bytes, size_t wake_rows)
+    : max_bytes_(max_bytes), wake_rows_(std::max<size_t>(1, wake_rows)) {}
 
 bool RowQueue::Push(std::string_view row) {
   bool wake = false;

@@ -53,13 +53,13 @@ class RowQueue {
   const size_t wake_rows_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Chunk> chunks_;  // guarded by mu_
+  std::deque<Chunk> chunks_;       // guarded by mu_
   std::vector<std::string> pool_;  // guarded by mu_: empty buffers with capacity
-  size_t bytes_ = 0;          // guarded by mu_
-  size_t rows_ = 0;           // guarded by mu_
-  size_t reserved_ = 0;       // guarded by mu_
-  size_t high_water_ = 0;     // guarded by mu_
-  bool closed_ = false;       // guarded by mu_
+  size_t bytes_ = 0;               // guarded by mu_
+  size_t rows_ = 0;                // guarded by mu_
+  size_t reserved_ = 0;            // guarded by mu_
+  size_t high_water_ = 0;          // guarded by mu_
+  bool closed_ = false;            // guarded by mu_
 };
 
 }  // namespace stalk

@@ -156,12 +156,17 @@ std::string CostRollupUpsertSql(SqlDialect dialect) {
   const bool sqlite = dialect == SqlDialect::kSqlite;
   const std::string lo = sqlite ? "MIN" : "LEAST", hi = sqlite ? "MAX" : "GREATEST";
   std::string sql = "INSERT INTO cost_hourly (" + std::string(kCostRollupColumns) + ") VALUES (";
-  for (size_t i = 1; i <= 9; ++i) sql += (i > 1 ? ", " : "") + Placeholder(dialect, i);
-  sql += ") ON CONFLICT (hour, name, queue, worker) DO UPDATE SET"
-         " worker_seconds = cost_hourly.worker_seconds + excluded.worker_seconds,"
-         " runs = cost_hourly.runs + excluded.runs, estimated = cost_hourly.estimated + excluded.estimated,"
-         " first_at = " + lo + "(cost_hourly.first_at, excluded.first_at),"
-         " last_at = " + hi + "(cost_hourly.last_at, excluded.last_at)";
+  for (size_t i = 1; i <= 9; ++i)
+    sql += (i > 1 ? ", " : "") + Placeholder(dialect, i);
+  sql +=
+      ") ON CONFLICT (hour, name, queue, worker) DO UPDATE SET"
+      " worker_seconds = cost_hourly.worker_seconds + excluded.worker_seconds,"
+      " runs = cost_hourly.runs + excluded.runs, estimated = cost_hourly.estimated + excluded.estimated,"
+      " first_at = " +
+      lo +
+      "(cost_hourly.first_at, excluded.first_at),"
+      " last_at = " +
+      hi + "(cost_hourly.last_at, excluded.last_at)";
   return sql;
 }
 

@@ -8,9 +8,7 @@
 
 namespace stalk {
 
-bool IsPostgresUrl(std::string_view url) {
-  return url.starts_with("postgresql://") || url.starts_with("postgres://");
-}
+bool IsPostgresUrl(std::string_view url) { return url.starts_with("postgresql://") || url.starts_with("postgres://"); }
 
 Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config) {
   if (config.url.empty()) {
@@ -20,7 +18,8 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config) {
     StoreConfig shared = config;
     shared.shared = true;  // a PostgreSQL history is meant to be shared by instances
     auto s = PostgresStore::Open(shared);
-    if (!s) return Error{s.error()};
+    if (!s)
+      return Error{s.error()};
     return std::unique_ptr<Store>(std::move(*s));
   }
   if (const size_t colon = config.url.find("://"); colon != std::string::npos) {
@@ -28,24 +27,43 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config) {
                  "': use a file path (SQLite) or postgresql://"};
   }
   auto s = SqliteStore::Open(config);
-  if (!s) return Error{s.error()};
+  if (!s)
+    return Error{s.error()};
   return std::unique_ptr<Store>(std::move(*s));
 }
 
 Result<double> ParseDuration(std::string_view text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  while (!text.empty() && text.front() == ' ')
+    text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ')
+    text.remove_suffix(1);
   if (text.empty()) {
     return 0.0;
   }
   double unit = 1;
   switch (text.back()) {
-    case 's': unit = 1; text.remove_suffix(1); break;
-    case 'm': unit = 60; text.remove_suffix(1); break;
-    case 'h': unit = 3600; text.remove_suffix(1); break;
-    case 'd': unit = 86400; text.remove_suffix(1); break;
-    case 'w': unit = 7 * 86400; text.remove_suffix(1); break;
-    default: break;
+    case 's':
+      unit = 1;
+      text.remove_suffix(1);
+      break;
+    case 'm':
+      unit = 60;
+      text.remove_suffix(1);
+      break;
+    case 'h':
+      unit = 3600;
+      text.remove_suffix(1);
+      break;
+    case 'd':
+      unit = 86400;
+      text.remove_suffix(1);
+      break;
+    case 'w':
+      unit = 7 * 86400;
+      text.remove_suffix(1);
+      break;
+    default:
+      break;
   }
   double v = 0;
   auto r = std::from_chars(text.data(), text.data() + text.size(), v);

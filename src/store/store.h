@@ -74,7 +74,7 @@ struct CostRollupRow {
   std::string name, queue, worker;
   double worker_seconds = 0;
   int64_t runs = 0;
-  int64_t estimated = 0;  // runs without a runtime (seconds from their timestamps)
+  int64_t estimated = 0;             // runs without a runtime (seconds from their timestamps)
   double first_at = 0, last_at = 0;  // earliest and latest finish in the hour
 };
 

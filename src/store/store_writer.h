@@ -44,15 +44,15 @@ struct StoreWriterOptions {
   // rewrites: store_bench measured the SQLite writer at 30k tasks per CPU-second with 5,000 rows,
   // 38k with 20,000 and 43k with 50,000. At low rates flush_interval decides, not this.
   size_t batch_rows = 50000;
-  double flush_interval = 0.2;  // seconds a row may wait for its batch at low rates
-  bool store_events = false;    // --store_events: also keep every event
-  double retention_age = 0;     // seconds; 0 = keep (--retention)
-  size_t max_stored_tasks = 0;  // 0 = unbounded (--max_stored_tasks)
-  double retention_interval = 60;    // seconds between retention rounds
+  double flush_interval = 0.2;        // seconds a row may wait for its batch at low rates
+  bool store_events = false;          // --store_events: also keep every event
+  double retention_age = 0;           // seconds; 0 = keep (--retention)
+  size_t max_stored_tasks = 0;        // 0 = unbounded (--max_stored_tasks)
+  double retention_interval = 60;     // seconds between retention rounds
   size_t retention_step_rows = 1000;  // rows deleted per transaction: keeps each step short
-  double retry_initial = 0.2;  // seconds, doubled after each failure ...
-  double retry_max = 5;        // ... up to this
-  double stop_timeout = 10;    // Stop() gives up writing the rest after this long when the database fails
+  double retry_initial = 0.2;         // seconds, doubled after each failure ...
+  double retry_max = 5;               // ... up to this
+  double stop_timeout = 10;           // Stop() gives up writing the rest after this long when the database fails
   // Ingestion's load shedding (common/load_shed.h): while stage store_events is in force, event rows
   // are skipped and counted there. Null: never shed (tests, benchmarks).
   LoadShed* shed = nullptr;
@@ -101,7 +101,7 @@ class StoreWriter : public StateListener {
 
  private:
   void Run();
-  void Push();  // scratch_ -> queue, counting a drop when full
+  void Push();                         // scratch_ -> queue, counting a drop when full
   void PushEventRow(const Event& ev);  // --store_events: one row per event, unless shed
   // Writes the batch; on a data error splits it to isolate the refused rows. Returns rows rejected.
   Result<size_t> WriteWithSplit(Store& store, const WriteBatch& batch);
@@ -130,7 +130,7 @@ class StoreWriter : public StateListener {
   double next_retention_ = 0;
   std::mutex audit_mu_;
   std::vector<AuditEntry> audit_pending_;  // guarded by audit_mu_
-  std::vector<StoreOp> ops_pending_;        // guarded by audit_mu_
+  std::vector<StoreOp> ops_pending_;       // guarded by audit_mu_
   // Writer thread: after each committed batch, adds its finished tasks' worker time to cost_hourly
   // (nothing extra on the ingest path).
   CostRollup cost_rollup_;

@@ -131,9 +131,9 @@ Result<bool> AmqpConnection::Connect(const BrokerUrl& url, const AmqpConnectOpti
   props[0].value.kind = AMQP_FIELD_KIND_UTF8;
   props[0].value.value.bytes = AmqpBytes(options.client_name);
   amqp_table_t client_props{1, props};
-  auto r = amqp_login_with_properties(conn_, url.vhost.c_str(), 0, options.frame_max, options.heartbeat_s,
-                                      &client_props, AMQP_SASL_METHOD_PLAIN, url.username.c_str(),
-                                      url.password.c_str());
+  auto r =
+      amqp_login_with_properties(conn_, url.vhost.c_str(), 0, options.frame_max, options.heartbeat_s, &client_props,
+                                 AMQP_SASL_METHOD_PLAIN, url.username.c_str(), url.password.c_str());
   if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
     return Fail("login refused: " + MethodText(r));
   }
@@ -183,21 +183,25 @@ Result<bool> AmqpConnection::Check(amqp_rpc_reply_t r, std::string_view what) {
 
 Result<bool> AmqpConnection::DeclareExchange(std::string_view name, std::string_view type, bool durable,
                                              bool auto_delete, bool passive) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   amqp_exchange_declare(conn_, channel_, AmqpBytes(name), AmqpBytes(type), passive, durable, auto_delete, 0,
                         amqp_empty_table);
   auto c = Check(amqp_get_rpc_reply(conn_), "exchange.declare");
-  if (!c) return Error{"exchange.declare " + std::string(name) + ": " + c.error()};
+  if (!c)
+    return Error{"exchange.declare " + std::string(name) + ": " + c.error()};
   return true;
 }
 
 Result<AmqpQueueInfo> AmqpConnection::DeclareQueue(const AmqpQueueSpec& spec) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   QueueArgs args(spec.message_ttl_ms, spec.expires_ms);
   auto* ok = amqp_queue_declare(conn_, channel_, AmqpBytes(spec.name), spec.passive, spec.durable, spec.exclusive,
                                 spec.auto_delete, args.table);
   auto c = Check(amqp_get_rpc_reply(conn_), "queue.declare");
-  if (!c) return Error{c.error()};
+  if (!c)
+    return Error{c.error()};
   AmqpQueueInfo info;
   if (ok != nullptr) {
     info.name = std::string(AmqpText(ok->queue));
@@ -215,39 +219,46 @@ Result<AmqpQueueInfo> AmqpConnection::InspectQueue(std::string_view name) {
 }
 
 Result<bool> AmqpConnection::BindQueue(std::string_view queue, std::string_view exchange, std::string_view key) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   amqp_queue_bind(conn_, channel_, AmqpBytes(queue), AmqpBytes(exchange), AmqpBytes(key), amqp_empty_table);
   return Check(amqp_get_rpc_reply(conn_), "queue.bind");
 }
 
 Result<bool> AmqpConnection::DeleteQueue(std::string_view queue) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   amqp_queue_delete(conn_, channel_, AmqpBytes(queue), 0, 0);
   return Check(amqp_get_rpc_reply(conn_), "queue.delete");
 }
 
 Result<bool> AmqpConnection::Qos(uint16_t prefetch_count) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   amqp_basic_qos(conn_, channel_, 0, prefetch_count, 0);
   return Check(amqp_get_rpc_reply(conn_), "basic.qos");
 }
 
 Result<std::string> AmqpConnection::Consume(std::string_view queue, bool no_ack) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   auto* ok = amqp_basic_consume(conn_, channel_, AmqpBytes(queue), amqp_empty_bytes, 0, no_ack, 0, amqp_empty_table);
   auto c = Check(amqp_get_rpc_reply(conn_), "basic.consume");
-  if (!c) return Error{c.error()};
+  if (!c)
+    return Error{c.error()};
   return ok != nullptr ? std::string(AmqpText(ok->consumer_tag)) : std::string();
 }
 
 Result<bool> AmqpConnection::Cancel(std::string_view consumer_tag) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   amqp_basic_cancel(conn_, channel_, AmqpBytes(consumer_tag));
   return Check(amqp_get_rpc_reply(conn_), "basic.cancel");
 }
 
 Result<bool> AmqpConnection::Ack(uint64_t delivery_tag, bool multiple) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   if (int rc = amqp_basic_ack(conn_, channel_, delivery_tag, multiple); rc != AMQP_STATUS_OK) {
     return Fail(std::string("basic.ack: ") + amqp_error_string2(rc));
   }
@@ -256,7 +267,8 @@ Result<bool> AmqpConnection::Ack(uint64_t delivery_tag, bool multiple) {
 
 Result<bool> AmqpConnection::Publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                                      const amqp_basic_properties_t& properties) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   if (int rc = amqp_basic_publish(conn_, channel_, AmqpBytes(exchange), AmqpBytes(routing_key), 0, 0, &properties,
                                   AmqpBytes(body));
       rc != AMQP_STATUS_OK) {
@@ -266,7 +278,8 @@ Result<bool> AmqpConnection::Publish(std::string_view exchange, std::string_view
 }
 
 Result<bool> AmqpConnection::Next(int timeout_ms, FunctionRef<void(const amqp_envelope_t&)> on_message) {
-  if (!connected()) return Error{"not connected"};
+  if (!connected())
+    return Error{"not connected"};
   amqp_maybe_release_buffers(conn_);
   amqp_envelope_t envelope;
   timeval tv = Tv(timeout_ms);
@@ -284,7 +297,8 @@ Result<bool> AmqpConnection::Next(int timeout_ms, FunctionRef<void(const amqp_en
     amqp_frame_t frame;
     timeval ftv = Tv(timeout_ms);
     if (int rc = amqp_simple_wait_frame_noblock(conn_, &frame, &ftv); rc != AMQP_STATUS_OK) {
-      if (rc == AMQP_STATUS_TIMEOUT) return false;
+      if (rc == AMQP_STATUS_TIMEOUT)
+        return false;
       return Fail(std::string("reading a frame: ") + amqp_error_string2(rc));
     }
     if (frame.frame_type == AMQP_FRAME_METHOD) {

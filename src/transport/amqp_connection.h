@@ -31,7 +31,7 @@ struct AmqpConnectOptions {
 
 struct AmqpQueueInfo {
   std::string name;
-  uint32_t messages = 0;   // ready messages
+  uint32_t messages = 0;  // ready messages
   uint32_t consumers = 0;
 };
 

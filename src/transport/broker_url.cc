@@ -133,8 +133,8 @@ Result<BrokerUrl> ParseBrokerUrl(std::string_view url) {
     }
     u.host = std::string(hostport.substr(1, close - 1));
     hostport.remove_prefix(close + 1);
-    if (!hostport.empty() && (hostport.front() != ':' || !ParseInt(hostport.substr(1), u.port) ||
-                              u.port <= 0 || u.port > 65535)) {
+    if (!hostport.empty() &&
+        (hostport.front() != ':' || !ParseInt(hostport.substr(1), u.port) || u.port <= 0 || u.port > 65535)) {
       return Error{"invalid port in broker URL"};
     }
   } else if (const size_t c = hostport.rfind(':'); c != std::string_view::npos) {

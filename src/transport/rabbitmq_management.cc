@@ -107,7 +107,8 @@ Result<std::vector<QueueDepth>> RabbitManagementReader::Lengths(const std::vecto
   }
   std::unordered_map<std::string, QueueDepth> seen;
   for (const auto& q : json) {
-    if (!q.is_object() || !q.contains("name") || !q["name"].is_string()) continue;
+    if (!q.is_object() || !q.contains("name") || !q["name"].is_string())
+      continue;
     QueueDepth d;
     d.name = q["name"].get<std::string>();
     d.messages = Count(q, "messages");  // absent until the first stats sample of a new queue

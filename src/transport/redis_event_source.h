@@ -23,8 +23,8 @@ struct RedisEventOptions {
   std::string fanout_prefix = "/{db}.";  // kombu fanout_prefix: True = "/{db}.", False = ""
   std::string exchange = "celeryev";     // Celery's event_exchange
   int connect_timeout_ms = 3000;
-  int idle_ping_ms = 5000;     // PING after this much silence
-  int ping_timeout_ms = 10000; // no PONG this long: the connection is declared dead
+  int idle_ping_ms = 5000;      // PING after this much silence
+  int ping_timeout_ms = 10000;  // no PONG this long: the connection is declared dead
   int max_backoff_ms = 5000;
 };
 

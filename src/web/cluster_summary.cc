@@ -38,8 +38,7 @@ ClusterSummary SummarizeCluster(const ClusterState& st, double now, bool with_wo
   for (const auto& [id, counts] : per_worker) {
     s.by_worker.emplace_back(std::string(st.Name(id)), counts);
   }
-  std::sort(s.by_worker.begin(), s.by_worker.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(s.by_worker.begin(), s.by_worker.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [id, wk] : st.workers()) {
     ++(st.IsAlive(wk, now) ? s.workers_online : s.workers_offline);
   }

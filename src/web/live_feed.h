@@ -64,8 +64,7 @@ class LiveFeed : public StateListener {
   // The shared counts pass (caller holds the read lock): fresh unless the last pass is younger
   // than kScanDutyDivisor times its own duration.
   ClusterSummary Counts(const ClusterState& st, double now);
-  void WriteCommon(const ClusterSummary& s, const std::array<uint64_t, kTaskStateCount>& transitions,
-                   JsonWriter& w);
+  void WriteCommon(const ClusterSummary& s, const std::array<uint64_t, kTaskStateCount>& transitions, JsonWriter& w);
 
   SharedState& state_;
   const IngestStats* ingest_;

@@ -5,8 +5,8 @@
 // the Prometheus rules export.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <optional>
 #include <set>
@@ -136,7 +136,8 @@ TEST(AlertEngine, WorkerOfflineFiresOnceThenResolves) {
   Heartbeat(h.state, "w1@host", 1000);
   h.engine->Evaluate(1001);
   EXPECT_TRUE(h.notices.empty());
-  for (double t = 1005; t < 1020; t += 1) h.engine->Evaluate(t);  // 2 x freq = 4 s without heartbeat
+  for (double t = 1005; t < 1020; t += 1)
+    h.engine->Evaluate(t);  // 2 x freq = 4 s without heartbeat
   ASSERT_EQ(h.notices.size(), 1u);
   EXPECT_EQ(h.notices[0].status, "firing");
   EXPECT_EQ(h.notices[0].labels.at("worker"), "w1@host");
@@ -179,8 +180,9 @@ TEST(AlertEngine, WorkersOfflineBeforeStartDoNotFire) {
 }
 
 TEST(AlertEngine, ForHoldsPendingAndRepeatIntervalRenotifies) {
-  Harness h("rules:\n  - {name: Backlog, kind: queue_length, for: 5s, repeat_interval: 1m, "
-            "params: {queue: celery, threshold: 10}}\n");
+  Harness h(
+      "rules:\n  - {name: Backlog, kind: queue_length, for: 5s, repeat_interval: 1m, "
+      "params: {queue: celery, threshold: 10}}\n");
   h.queues = {{"celery", 20}, {"other", 50}};
   h.engine->Evaluate(1000);
   h.engine->Evaluate(1004);
@@ -224,7 +226,8 @@ TEST(AlertEngine, SilenceMutesNotificationsNotLifecycle) {
   auto alerts = h.engine->Alerts(1000);
   ASSERT_EQ(alerts.size(), 2u);
   int silenced = 0;
-  for (const auto& a : alerts) silenced += a.silenced_by == *id;
+  for (const auto& a : alerts)
+    silenced += a.silenced_by == *id;
   EXPECT_EQ(silenced, 1);
   h.queues = {};
   h.engine->Evaluate(1001);
@@ -252,16 +255,19 @@ TEST(AlertEngine, TaskFailureCountRateAndRuntime) {
   ev.has_timestamp = true;
   h.state.Write()->Apply(ev, 1000);
   const uint32_t name = h.state.Read()->FindString("app.fail");
-  for (int i = 0; i < 3; ++i) h.engine->listener()->Push(TaskOutcome{name, true, 3.0, 1000.0 + i});
+  for (int i = 0; i < 3; ++i)
+    h.engine->listener()->Push(TaskOutcome{name, true, 3.0, 1000.0 + i});
   h.engine->listener()->Push(TaskOutcome{name, false, 2.5, 1003});
   h.engine->Evaluate(1004);
   std::set<std::string> fired;
-  for (const auto& n : h.notices) fired.insert(n.rule + ":" + n.labels.at("task"));
+  for (const auto& n : h.notices)
+    fired.insert(n.rule + ":" + n.labels.at("task"));
   EXPECT_EQ(fired, (std::set<std::string>{"Fails:app.fail", "Rate:app.fail", "Slow:app.fail"}));
   // A minute later the window is empty: everything resolves.
   h.engine->Evaluate(1070);
   size_t resolved = 0;
-  for (const auto& n : h.notices) resolved += n.status == "resolved";
+  for (const auto& n : h.notices)
+    resolved += n.status == "resolved";
   EXPECT_EQ(resolved, 3u);
 }
 
@@ -290,14 +296,18 @@ TEST(AlertEngine, NoConsumerJudgesLivenessFromState) {
   SharedState state{StateOptions{}};
   std::vector<AlertNotice> notices;
   std::map<std::string, std::set<std::string>> consumers = {{"celery", {"w1"}}, {"mail", {"gone"}}};
-  AlertSources src{&state, nullptr, [] { return std::vector<QueueLength>{{"celery", 0}, {"mail", 0}, {"idle", 0}}; },
+  AlertSources src{&state, nullptr,
+                   [] {
+                     return std::vector<QueueLength>{{"celery", 0}, {"mail", 0}, {"idle", 0}};
+                   },
                    [] { return 1000.0; }, [&] { return consumers; }};
   AlertEngine engine(MustParse(std::string(kChannels) + "rules:\n  - {name: NoConsumer, kind: no_consumer}\n"), src,
                      [&](AlertNotice n) { notices.push_back(std::move(n)); });
   Heartbeat(state, "w1", 1000);
   engine.Evaluate(1000.5);
   std::set<std::string> queues;
-  for (const auto& n : notices) queues.insert(n.labels.at("queue"));
+  for (const auto& n : notices)
+    queues.insert(n.labels.at("queue"));
   EXPECT_EQ(queues, (std::set<std::string>{"mail", "idle"}));  // "gone" never heartbeated; idle has nobody
 }
 
@@ -340,7 +350,8 @@ TEST(AlertEngine, StoreErrors) {
 
 TEST(TaskWindows, ExactCountsBoundedSamples) {
   TaskWindows w(60);
-  for (int i = 0; i < 10000; ++i) w.Add("t", TaskOutcome{0, i % 10 == 0, 0.5, 1000.0 + i / 5000.0});
+  for (int i = 0; i < 10000; ++i)
+    w.Add("t", TaskOutcome{0, i % 10 == 0, 0.5, 1000.0 + i / 5000.0});
   auto s = w.Window("t", 1002, 60);
   EXPECT_EQ(s.failures, 1000u);
   EXPECT_EQ(s.successes, 9000u);

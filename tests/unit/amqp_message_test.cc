@@ -30,9 +30,15 @@ nlohmann::json WireRoundTrip(const amqp_table_t& table) {
 
 TEST(AmqpMessage, HeadersRoundTripThroughTheWireFormat) {
   KombuMessage m;
-  m.headers = {{"lang", "py"},      {"task", "app.add"},   {"retries", 0},
-               {"eta", nullptr},    {"ignore_result", false}, {"timelimit", {nullptr, 30}},
-               {"stamps", nlohmann::json::object()}, {"clock", 12345678901LL}, {"expires", 1.5},
+  m.headers = {{"lang", "py"},
+               {"task", "app.add"},
+               {"retries", 0},
+               {"eta", nullptr},
+               {"ignore_result", false},
+               {"timelimit", {nullptr, 30}},
+               {"stamps", nlohmann::json::object()},
+               {"clock", 12345678901LL},
+               {"expires", 1.5},
                {"nested", {{"a", {1, "two", true}}}}};
   AmqpProperties props(m);
   ASSERT_TRUE(props.get()._flags & AMQP_BASIC_HEADERS_FLAG);
@@ -41,8 +47,8 @@ TEST(AmqpMessage, HeadersRoundTripThroughTheWireFormat) {
 
 TEST(AmqpMessage, PropertiesFollowTheMessage) {
   KombuMessage m;
-  m.properties = {{"delivery_mode", 2}, {"priority", 3}, {"correlation_id", "abc"}, {"reply_to", "r"},
-                  {"expiration", "60000"}};
+  m.properties = {
+      {"delivery_mode", 2}, {"priority", 3}, {"correlation_id", "abc"}, {"reply_to", "r"}, {"expiration", "60000"}};
   AmqpProperties p(m);
   const auto& b = p.get();
   EXPECT_EQ(std::string(static_cast<const char*>(b.content_type.bytes), b.content_type.len), "application/json");

@@ -29,10 +29,11 @@ TEST(Secrets, VerifiesBcryptTestVectors) {
 }
 
 TEST(Secrets, RefusesWeakOrMalformedHashes) {
-  EXPECT_FALSE(IsSupportedPasswordHash("abJnggxhB/yWI"));             // DES
+  EXPECT_FALSE(IsSupportedPasswordHash("abJnggxhB/yWI"));               // DES
   EXPECT_FALSE(IsSupportedPasswordHash("$1$saltsalt$abcdefghijklmn"));  // MD5-crypt
   EXPECT_FALSE(VerifyPasswordHash("x", "$2b$05$tooshort"));
-  EXPECT_FALSE(VerifyPasswordHash(std::string("U*U\0x", 5), "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"));
+  EXPECT_FALSE(
+      VerifyPasswordHash(std::string("U*U\0x", 5), "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"));
 }
 
 TEST(Secrets, HashPasswordRoundTrips) {
@@ -99,7 +100,8 @@ TEST(CredentialStore, BasicAuthListAndFile) {
   ASSERT_FALSE(r2);
   EXPECT_EQ(r2.error().find("plaintextsecret"), std::string::npos) << "errors must not echo secrets";
   EXPECT_NE(r2.error().find("users.txt:1"), std::string::npos);
-  EXPECT_FALSE(bad.AddBasicAuthFileText("dave:$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW:root\n", "f"));
+  EXPECT_FALSE(
+      bad.AddBasicAuthFileText("dave:$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW:root\n", "f"));
 }
 
 TEST(CredentialStore, TokensAreStoredHashed) {
@@ -262,8 +264,8 @@ TEST_F(GuardFixture, CsrfRule) {
       "operator");
   ASSERT_TRUE(cross);
   EXPECT_EQ(cross->status, 403);
-  auto absent = guard->Check(Req("POST", "/api/task/revoke/x", {{"authorization", auth}, {"host", "stalk:5555"}}),
-                             "operator");
+  auto absent =
+      guard->Check(Req("POST", "/api/task/revoke/x", {{"authorization", auth}, {"host", "stalk:5555"}}), "operator");
   ASSERT_TRUE(absent);
   EXPECT_EQ(absent->status, 403);
   // A bearer token is not sent by browsers on their own: no Origin needed.
@@ -271,14 +273,17 @@ TEST_F(GuardFixture, CsrfRule) {
 }
 
 TEST(CheckOrigin, Rules) {
-  EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "http://A:1"}}), false), OriginCheck::kSameOrigin);
-  EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "http://a:2"}}), false), OriginCheck::kCrossOrigin);
+  EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "http://A:1"}}), false),
+            OriginCheck::kSameOrigin);
+  EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "http://a:2"}}), false),
+            OriginCheck::kCrossOrigin);
   EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "null"}}), false), OriginCheck::kCrossOrigin);
   EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}}), false), OriginCheck::kAbsent);
-  EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "javascript:x"}}), false), OriginCheck::kCrossOrigin);
+  EXPECT_EQ(CheckOrigin(Req("POST", "/", {{"host", "a:1"}, {"origin", "javascript:x"}}), false),
+            OriginCheck::kCrossOrigin);
   // Behind a proxy: X-Forwarded-Host only with --xheaders.
-  auto proxied = Req("POST", "/", {{"host", "127.0.0.1:5555"}, {"x-forwarded-host", "ui.example"},
-                                   {"origin", "https://ui.example"}});
+  auto proxied = Req(
+      "POST", "/", {{"host", "127.0.0.1:5555"}, {"x-forwarded-host", "ui.example"}, {"origin", "https://ui.example"}});
   EXPECT_EQ(CheckOrigin(proxied, true), OriginCheck::kSameOrigin);
   EXPECT_EQ(CheckOrigin(proxied, false), OriginCheck::kCrossOrigin);
 }
@@ -352,7 +357,8 @@ TEST(Router, GuardRunsFirstAndSecurityHeadersOnEveryResponse) {
 }  // namespace
 
 TEST(Jwt, Base64UrlRoundTripsAndRejectsOtherAlphabets) {
-  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\xff\xfe\x00\x01", 4)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\xff\xfe\x00\x01", 4)}) {
     std::string back;
     ASSERT_TRUE(Base64UrlDecode(Base64UrlEncode(s), back));
     EXPECT_EQ(back, s);
@@ -379,7 +385,7 @@ TEST(SignedCookie, VerifiesIntactUnexpiredValuesOnly) {
   SignedCookie signer("0123456789abcdef0123456789abcdef");
   const std::string v = signer.Sign("alice@example.com\noperator", 2000);
   EXPECT_EQ(signer.Verify(v, 1000).value_or(""), "alice@example.com\noperator");
-  EXPECT_FALSE(signer.Verify(v, 2001));                                   // expired
+  EXPECT_FALSE(signer.Verify(v, 2001));  // expired
   EXPECT_FALSE(SignedCookie("another key, another key, another").Verify(v, 1000));
   std::string tampered = v;
   tampered[3] = tampered[3] == 'A' ? 'B' : 'A';

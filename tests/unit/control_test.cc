@@ -9,8 +9,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/base64.h"
@@ -32,7 +32,8 @@ using json = nlohmann::json;
 
 std::set<std::string> Keys(const json& obj) {
   std::set<std::string> out;
-  for (auto& [k, v] : obj.items()) out.insert(k);
+  for (auto& [k, v] : obj.items())
+    out.insert(k);
   return out;
 }
 
@@ -48,8 +49,8 @@ json BodyOf(const json& env) {
 
 TEST(PidboxTest, PingRequestMatchesTheCapturedEnvelope) {
   ControlRequest ping{"ping", json::object(), {}, true, 0};
-  KombuMessage m = EncodePidboxRequest(ping, "b8b0f7a5-ticket", "9c0d6512-e3a9-357c-8fc3-e71171bce7ae", 2,
-                                       1795655188.1520138);
+  KombuMessage m =
+      EncodePidboxRequest(ping, "b8b0f7a5-ticket", "9c0d6512-e3a9-357c-8fc3-e71171bce7ae", 2, 1795655188.1520138);
   json env = Envelope(EncodeRedisEnvelope(m, kPidboxExchange, ""));
 
   EXPECT_EQ(Keys(env), (std::set<std::string>{"body", "content-encoding", "content-type", "headers", "properties"}));
@@ -66,18 +67,20 @@ TEST(PidboxTest, PingRequestMatchesTheCapturedEnvelope) {
   EXPECT_EQ(props["delivery_tag"].get<std::string>().size(), 36u);
 
   json body = BodyOf(env);
-  EXPECT_EQ(body, (json{{"method", "ping"},
-                        {"arguments", json::object()},
-                        {"destination", nullptr},
-                        {"pattern", nullptr},
-                        {"matcher", nullptr},
-                        {"ticket", "b8b0f7a5-ticket"},
-                        {"reply_to",
-                         {{"exchange", "reply.celery.pidbox"}, {"routing_key", "9c0d6512-e3a9-357c-8fc3-e71171bce7ae"}}}}));
+  EXPECT_EQ(body,
+            (json{{"method", "ping"},
+                  {"arguments", json::object()},
+                  {"destination", nullptr},
+                  {"pattern", nullptr},
+                  {"matcher", nullptr},
+                  {"ticket", "b8b0f7a5-ticket"},
+                  {"reply_to",
+                   {{"exchange", "reply.celery.pidbox"}, {"routing_key", "9c0d6512-e3a9-357c-8fc3-e71171bce7ae"}}}}));
 }
 
 TEST(PidboxTest, CommandWithoutReplyHasNoTicketAndNamesItsDestination) {
-  ControlRequest revoke{"revoke", {{"task_id", "abc"}, {"terminate", true}, {"signal", "SIGKILL"}}, {"w1@lab"}, false, 0};
+  ControlRequest revoke{
+      "revoke", {{"task_id", "abc"}, {"terminate", true}, {"signal", "SIGKILL"}}, {"w1@lab"}, false, 0};
   json body = json::parse(EncodePidboxRequest(revoke, "t", "oid", 1, 0).body);
   EXPECT_FALSE(body.contains("ticket"));
   EXPECT_FALSE(body.contains("reply_to"));
@@ -123,16 +126,20 @@ TEST(RedisNamesTest, ChannelsAndQueueKeysFollowKombu) {
   EXPECT_EQ(t.PidboxChannel(), "/3.celery.pidbox");
   EXPECT_EQ(t.EventChannel("task.sent"), "/3.celeryev/task.sent");
   EXPECT_EQ(t.QueueKey("celery", 0), "celery");
-  EXPECT_EQ(t.QueueKey("celery", 5), std::string("celery\x06\x16" "3"));  // §5.2: priority 5 → step 3
-  EXPECT_EQ(t.QueueKey("celery", 9), std::string("celery\x06\x16" "9"));
-  EXPECT_EQ(t.QueueKey("celery", 200), std::string("celery\x06\x16" "9"));
+  EXPECT_EQ(t.QueueKey("celery", 5), std::string("celery\x06\x16"
+                                                 "3"));  // §5.2: priority 5 → step 3
+  EXPECT_EQ(t.QueueKey("celery", 9), std::string("celery\x06\x16"
+                                                 "9"));
+  EXPECT_EQ(t.QueueKey("celery", 200), std::string("celery\x06\x16"
+                                                   "9"));
 
   RedisControlOptions prefixed;
   prefixed.global_keyprefix = "app:";
   prefixed.fanout_prefix = "";
   RedisControlTransport p(*url, prefixed);
   EXPECT_EQ(p.PidboxChannel(), "app:celery.pidbox");
-  EXPECT_EQ(p.QueueKey("q", 3), std::string("app:q\x06\x16" "3"));
+  EXPECT_EQ(p.QueueKey("q", 3), std::string("app:q\x06\x16"
+                                            "3"));
 }
 
 // ------------------------------------------------------------------ task message (§5.1, §5.2)
@@ -181,7 +188,8 @@ TEST(TaskMessageTest, MatchesTheCapturedProtocolV2Message) {
   EXPECT_FALSE(p["delivery_tag"].get<std::string>().empty());  // mandatory: a 5.2 worker dies without it
   EXPECT_FALSE(p.contains("expiration"));
 
-  EXPECT_EQ(BodyOf(env), json::parse(R"([[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}])"));
+  EXPECT_EQ(BodyOf(env),
+            json::parse(R"([[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}])"));
 }
 
 TEST(TaskMessageTest, TimeLimitsAreHardThenSoftAndExpiresSetsExpiration) {
@@ -204,8 +212,8 @@ TEST(TaskMessageTest, TaskSentEventHasCeleryFields) {
   KombuMessage m = EncodeTaskSentEvent(s, EventSender{"stalk@vm", 42, 0}, 7, 1795655188.5);
   json ev = json::parse(m.body);
   EXPECT_EQ(Keys(ev), (std::set<std::string>{"hostname", "utcoffset", "pid", "clock", "uuid", "root_id", "parent_id",
-                                             "name", "args", "kwargs", "retries", "eta", "expires", "queue",
-                                             "exchange", "routing_key", "timestamp", "type"}));
+                                             "name", "args", "kwargs", "retries", "eta", "expires", "queue", "exchange",
+                                             "routing_key", "timestamp", "type"}));
   EXPECT_EQ(ev["type"], "task-sent");
   EXPECT_EQ(ev["args"], "[2, 3]");
   EXPECT_EQ(ev["kwargs"], "{'k': 'v'}");
@@ -238,8 +246,9 @@ TEST(PythonReprTest, MatchesPython) {
 }
 
 TEST(PythonReprTest, ExceptionReprAsFlowerShowsFailedResults) {
-  EXPECT_EQ(ExceptionRepr(json::parse(R"({"exc_type": "ValueError", "exc_message": ["kaboom"], "exc_module": "builtins"})")),
-            "ValueError('kaboom')");
+  EXPECT_EQ(
+      ExceptionRepr(json::parse(R"({"exc_type": "ValueError", "exc_message": ["kaboom"], "exc_module": "builtins"})")),
+      "ValueError('kaboom')");
   EXPECT_EQ(ExceptionRepr(json::parse(R"({"exc_type": "KeyError", "exc_message": ["a", 1]})")), "KeyError('a', 1)");
   EXPECT_EQ(ExceptionRepr(json::parse(R"({"exc_type": "Terminated", "exc_message": []})")), "Terminated()");
   EXPECT_EQ(ExceptionRepr(json::parse(R"({"value": 3})")), "");
@@ -251,7 +260,8 @@ TEST(PythonReprTest, ExceptionReprAsFlowerShowsFailedResults) {
 constexpr double kNow = 1795655188.0;  // 2026-11-26T...
 
 TEST(TaskSubmissionTest, ParsesFlowerBodies) {
-  auto spec = ParseTaskSubmission(R"({"args": [1, 2], "kwargs": {"x": 1}, "queue": "q1", "priority": 3})", "app.add", kNow);
+  auto spec =
+      ParseTaskSubmission(R"({"args": [1, 2], "kwargs": {"x": 1}, "queue": "q1", "priority": 3})", "app.add", kNow);
   ASSERT_TRUE(spec) << spec.error();
   EXPECT_EQ(spec->name, "app.add");
   EXPECT_EQ(spec->args, json::array({1, 2}));
@@ -292,8 +302,8 @@ TEST(TaskSubmissionTest, CountdownEtaAndExpires) {
 TEST(TaskSubmissionTest, RejectsBadInput) {
   for (const char* body : {"{", "[1, 2]", R"({"args": {"a": 1}})", R"({"args": "1, 2"})", R"({"kwargs": [1]})",
                            R"({"countdown": "soon"})", R"({"eta": "tomorrow"})", R"({"eta": "2026-13-01 00:00:00"})",
-                           R"({"priority": 256})", R"({"priority": "high"})", R"({"queue": ""})",
-                           R"({"task_id": 5})", R"({"time_limit": -1})", R"({"ignore_result": "yes"})"}) {
+                           R"({"priority": 256})", R"({"priority": "high"})", R"({"queue": ""})", R"({"task_id": 5})",
+                           R"({"time_limit": -1})", R"({"ignore_result": "yes"})"}) {
     EXPECT_FALSE(ParseTaskSubmission(body, "t", kNow)) << body;
   }
   auto malformed = ParseTaskSubmission("{\"args\": [1,", "t", kNow);
@@ -347,7 +357,8 @@ TEST(InspectCacheTest, KeepsFlowerFieldsAndLearnsQueuesAndTasks) {
   auto w1 = cache.SnapshotOf("w1@lab");
   ASSERT_TRUE(w1);
   std::vector<std::string> keys;
-  for (auto& [k, v] : *w1) keys.push_back(k);
+  for (auto& [k, v] : *w1)
+    keys.push_back(k);
   // Flower's order; the error reply to `stats` was not kept.
   EXPECT_EQ(keys, (std::vector<std::string>{"active_queues", "registered", "timestamp"}));
   EXPECT_EQ(json::parse(w1->back().second).get<double>(), 101.0);
@@ -364,8 +375,9 @@ class FakeTransport : public ControlTransport {
   bool down = false;
 
   Result<std::vector<std::vector<ControlReply>>> BroadcastMany(const std::vector<ControlRequest>& requests,
-                                                                const CollectOptions&) override {
-    if (down) return Error{"connection refused"};
+                                                               const CollectOptions&) override {
+    if (down)
+      return Error{"connection refused"};
     std::vector<std::vector<ControlReply>> out;
     for (const auto& r : requests) {
       sent.push_back(r);
@@ -383,7 +395,8 @@ class FakeTransport : public ControlTransport {
     return out;
   }
   Result<bool> PublishTask(const std::string& queue, int, const KombuMessage& m) override {
-    if (down) return Error{"connection refused"};
+    if (down)
+      return Error{"connection refused"};
     tasks.emplace_back(queue, m);
     return true;
   }
@@ -546,7 +559,7 @@ TEST_F(ControlServiceTest, RefreshFillsTheCacheWithEveryFlowerMethod) {
 class StallingTransport : public FakeTransport {
  public:
   Result<std::vector<std::vector<ControlReply>>> BroadcastMany(const std::vector<ControlRequest>& requests,
-                                                                const CollectOptions& options) override {
+                                                               const CollectOptions& options) override {
     {
       std::unique_lock lock(mu);
       ++waiting;

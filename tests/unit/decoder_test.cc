@@ -22,9 +22,7 @@
 namespace stalk {
 
 // gtest prints enum values by name with this (found by ADL, so it lives in namespace stalk).
-static void PrintTo(RejectReason r, std::ostream* os) {
-  *os << RejectReasonName(r);
-}
+static void PrintTo(RejectReason r, std::ostream* os) { *os << RejectReasonName(r); }
 
 namespace {
 
@@ -71,8 +69,8 @@ std::string KombuEnvelope(std::string_view body_text, const EnvelopeOptions& o =
   }
   props += R"J("delivery_tag": "b2ca68c8-bdca-4ca5-ae77-f0e35592f7f1"})J";
   return R"J({"body": )J" + Quote(body) + R"J(, "content-encoding": "utf-8", "content-type": )J" +
-         Quote(o.content_type) + R"J(, "headers": {"hostname": )J" + Quote(o.hostname) +
-         R"J(}, "properties": )J" + props + "}";
+         Quote(o.content_type) + R"J(, "headers": {"hostname": )J" + Quote(o.hostname) + R"J(}, "properties": )J" +
+         props + "}";
 }
 
 EnvelopeOptions Routing(std::string rk) {
@@ -221,12 +219,11 @@ TEST_F(DecoderTest, RequestedHeartbeatHasIntFreqAndNoCounters) {
 }
 
 TEST_F(DecoderTest, WorkerOnlineAndOfflineClassified) {
-  for (auto [type, kind] : {std::pair{"worker-online", EventKind::kWorkerOnline},
-                            std::pair{"worker-offline", EventKind::kWorkerOffline},
-                            std::pair{"worker-elect", EventKind::kWorkerCustom}}) {
-    const std::string body =
-        std::string(R"J({"hostname": "w1@lab", "utcoffset": 0, "pid": 1, "clock": 1, )J") +
-        R"J("freq": 2.0, "timestamp": 1795655136.0, "type": ")J" + type + R"J("})J";
+  for (auto [type, kind] :
+       {std::pair{"worker-online", EventKind::kWorkerOnline}, std::pair{"worker-offline", EventKind::kWorkerOffline},
+        std::pair{"worker-elect", EventKind::kWorkerCustom}}) {
+    const std::string body = std::string(R"J({"hostname": "w1@lab", "utcoffset": 0, "pid": 1, "clock": 1, )J") +
+                             R"J("freq": 2.0, "timestamp": 1795655136.0, "type": ")J" + type + R"J("})J";
     ASSERT_EQ(Decode(KombuEnvelope(body, Routing("worker.x"))), 1u) << type;
     EXPECT_EQ(events_[0].kind, kind) << type;
   }
@@ -318,8 +315,7 @@ TEST_F(DecoderTest, TaskFailedWithTraceback) {
       R"J("timestamp": 1795655140.4, "type": "task-failed"}])J";
   ASSERT_EQ(Decode(KombuEnvelope(body)), 1u);
   ExpectValue(events_[0].exception, "ValueError('kaboom')");
-  ExpectValue(events_[0].traceback,
-              "Traceback (most recent call last):\n  File \"x.py\"\nValueError: kaboom\n");
+  ExpectValue(events_[0].traceback, "Traceback (most recent call last):\n  File \"x.py\"\nValueError: kaboom\n");
 }
 
 TEST_F(DecoderTest, TaskRejectedCarriesRequeue) {
@@ -432,9 +428,8 @@ TEST_F(DecoderTest, Kombu53TypeMarkersInArgsKeptAsJsonText) {
       R"J("timestamp": 1795655139.5, "type": "task-sent"})J";
   ASSERT_EQ(Decode(KombuEnvelope(body, Routing("task.sent"))), 1u);
   const Event& e = events_[0];
-  ExpectValue(e.args,
-              R"J([{"__type__":"datetime","__value__":"2026-11-26T01:11:25.554841+00:00"},)J"
-              R"J({"__type__":"uuid","__value__":{"hex":"5484a2c18f0e4d3b9a6c7e1f2d3c4b5a","version":4}}])J");
+  ExpectValue(e.args, R"J([{"__type__":"datetime","__value__":"2026-11-26T01:11:25.554841+00:00"},)J"
+                      R"J({"__type__":"uuid","__value__":{"hex":"5484a2c18f0e4d3b9a6c7e1f2d3c4b5a","version":4}}])J");
   ExpectValue(
       e.kwargs,
       R"J({"amount":{"__type__":"decimal","__value__":"1.50"},"blob":{"__type__":"bytes","__value__":"AAE="}})J");
@@ -504,8 +499,7 @@ TEST_F(DecoderTest, MissingBody) {
 
 TEST_F(DecoderTest, BodyNotAString) {
   EXPECT_EQ(
-      Decode(
-          R"J({"body": {"type": "worker-heartbeat", "hostname": "w1@lab"}, "content-type": "application/json"})J"),
+      Decode(R"J({"body": {"type": "worker-heartbeat", "hostname": "w1@lab"}, "content-type": "application/json"})J"),
       0u);
   ExpectOnlyReject(RejectReason::kMalformedEnvelope);
   EXPECT_EQ(Decode(R"J({"body": null, "content-type": "application/json"})J"), 0u);
@@ -589,9 +583,7 @@ TEST_F(DecoderTest, ScalarBodiesAreNotEvents) {
 }
 
 TEST_F(DecoderTest, EventWithoutType) {
-  EXPECT_EQ(
-      Decode(KombuEnvelope(R"J({"hostname": "w1@lab", "uuid": "5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a"})J")),
-      0u);
+  EXPECT_EQ(Decode(KombuEnvelope(R"J({"hostname": "w1@lab", "uuid": "5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a"})J")), 0u);
   ExpectOnlyReject(RejectReason::kNotAnEvent);
   EXPECT_EQ(Decode(KombuEnvelope(R"J({"hostname": "w1@lab", "type": 5})J")), 0u);
   ExpectOnlyReject(RejectReason::kNotAnEvent);
@@ -600,8 +592,7 @@ TEST_F(DecoderTest, EventWithoutType) {
 }
 
 TEST_F(DecoderTest, TaskEventWithoutUuid) {
-  EXPECT_EQ(Decode(KombuEnvelope(R"J([{"hostname": "w1@lab", "result": "5", "type": "task-succeeded"}])J")),
-            0u);
+  EXPECT_EQ(Decode(KombuEnvelope(R"J([{"hostname": "w1@lab", "result": "5", "type": "task-succeeded"}])J")), 0u);
   ExpectOnlyReject(RejectReason::kMissingField);
   EXPECT_EQ(rejects_[0].detail, "task-succeeded");
   EXPECT_EQ(Decode(KombuEnvelope(R"J([{"hostname": "w1@lab", "uuid": 12, "type": "task-started"}])J")), 0u);
@@ -611,8 +602,7 @@ TEST_F(DecoderTest, TaskEventWithoutUuid) {
 }
 
 TEST_F(DecoderTest, WorkerEventWithoutHostname) {
-  EXPECT_EQ(
-      Decode(KombuEnvelope(R"J({"freq": 2.0, "timestamp": 1795655136.0, "type": "worker-heartbeat"})J")), 0u);
+  EXPECT_EQ(Decode(KombuEnvelope(R"J({"freq": 2.0, "timestamp": 1795655136.0, "type": "worker-heartbeat"})J")), 0u);
   ExpectOnlyReject(RejectReason::kMissingField);
   EXPECT_EQ(Decode(KombuEnvelope(R"J({"hostname": null, "type": "worker-offline"})J")), 0u);
   ExpectOnlyReject(RejectReason::kMissingField);
@@ -656,16 +646,14 @@ TEST_F(DecoderTest, DeeplyNestedBodyIsAnErrorNotACrash) {
   ExpectOnlyReject(RejectReason::kMalformedBody);
 
   // Too deep inside a field of an otherwise good event.
-  const std::string deep =
-      R"J({"hostname": "w1@lab", "uuid": "5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a", "result": )J" +
-      std::string(5000, '[') + std::string(5000, ']') + R"J(, "type": "task-succeeded"})J";
+  const std::string deep = R"J({"hostname": "w1@lab", "uuid": "5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a", "result": )J" +
+                           std::string(5000, '[') + std::string(5000, ']') + R"J(, "type": "task-succeeded"})J";
   EXPECT_EQ(Decode(KombuEnvelope(deep)), 0u);
   ExpectOnlyReject(RejectReason::kMalformedBody);
 
   // Within the parser's depth limit a nested value is kept as JSON text.
-  const std::string ok =
-      R"J({"hostname": "w1@lab", "uuid": "5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a", "result": )J" +
-      std::string(500, '[') + std::string(500, ']') + R"J(, "type": "task-succeeded"})J";
+  const std::string ok = R"J({"hostname": "w1@lab", "uuid": "5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a", "result": )J" +
+                         std::string(500, '[') + std::string(500, ']') + R"J(, "type": "task-succeeded"})J";
   ASSERT_EQ(Decode(KombuEnvelope(ok)), 1u);
   ExpectValue(events_[0].result, std::string(500, '[') + std::string(500, ']'));
 }
@@ -713,8 +701,7 @@ TEST_F(DecoderTest, AmqpBadBodies) {
   EXPECT_TRUE(rejects_.empty());
   EXPECT_EQ(DecodeAmqp("application/json", std::string(100000, '[')), 0u);
   ExpectOnlyReject(RejectReason::kMalformedBody);
-  EXPECT_EQ(DecodeAmqp("application/json", R"J([{"type": "task-started"}, {"type": "worker-heartbeat"}])J"),
-            0u);
+  EXPECT_EQ(DecodeAmqp("application/json", R"J([{"type": "task-started"}, {"type": "worker-heartbeat"}])J"), 0u);
   ASSERT_EQ(rejects_.size(), 2u);
   EXPECT_EQ(rejects_[0].reason, RejectReason::kMissingField);
   EXPECT_EQ(rejects_[1].reason, RejectReason::kMissingField);
@@ -788,8 +775,7 @@ TEST(DecoderFuzz, RandomMutationsNeverCrash) {
       R"J("routing_key": "celery", "requeue": true, "terminated": false, "signum": 9, "expired": false, )J"
       R"J("timestamp": 1795655141.5, "type": "task-received"}, {"type": "task-x", "uuid": "u"}])J";
   const std::vector<std::string> bodies = {std::string(kHeartbeatBody), std::string(kTaskMultiBody),
-                                           std::string(kTaskSentBody), std::string(kTaskSucceededBody),
-                                           full_task};
+                                           std::string(kTaskSentBody), std::string(kTaskSucceededBody), full_task};
   std::vector<std::string> envelopes;
   for (const std::string& b : bodies) {
     envelopes.push_back(KombuEnvelope(b));

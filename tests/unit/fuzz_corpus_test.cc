@@ -22,9 +22,11 @@ namespace fs = std::filesystem;
 std::vector<fs::path> CorpusFiles(std::string_view target) {
   std::vector<fs::path> files;
   const fs::path dir = fs::path(STALK_FUZZ_CORPUS_DIR) / target;
-  if (!fs::is_directory(dir)) return files;
+  if (!fs::is_directory(dir))
+    return files;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file()) files.push_back(e.path());
+    if (e.is_regular_file())
+      files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -61,9 +63,7 @@ TEST_P(FuzzCorpusTest, EdgeInputsRunClean) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, FuzzCorpusTest, ::testing::ValuesIn(AllTargets().begin(), AllTargets().end()),
-                         [](const ::testing::TestParamInfo<FuzzTarget>& info) {
-                           return std::string(info.param.name);
-                         });
+                         [](const ::testing::TestParamInfo<FuzzTarget>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace stalk::fuzz

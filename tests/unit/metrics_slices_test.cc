@@ -26,7 +26,8 @@ OptStr S(std::string_view v) { return OptStr{v, true, false}; }
 
 std::string Uuid(uint64_t n) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%08llx-0000-4000-8000-%012llx", static_cast<unsigned long long>(n >> 16 & 0xffffffff),
+  std::snprintf(buf, sizeof(buf), "%08llx-0000-4000-8000-%012llx",
+                static_cast<unsigned long long>(n >> 16 & 0xffffffff),
                 static_cast<unsigned long long>(n & 0xffffffffffff));
   return buf;
 }
@@ -101,7 +102,9 @@ std::vector<std::string_view> Samples(const std::string& body) {
 }
 
 std::string_view SeriesOf(std::string_view line) { return line.substr(0, line.rfind(' ')); }
-double ValueOf(std::string_view line) { return std::strtod(std::string(line.substr(line.rfind(' ') + 1)).c_str(), nullptr); }
+double ValueOf(std::string_view line) {
+  return std::strtod(std::string(line.substr(line.rfind(' ') + 1)).c_str(), nullptr);
+}
 
 TEST(SlicedRender, SameExpositionAsOneHold) {
   SharedState state{StateOptions{}};
@@ -201,8 +204,8 @@ TEST(SlicedRender, ConsistentWhileTheWriterChangesTheState) {
           continue;
         }
         const std::string_view labels = SeriesOf(line).substr(count_prefix.size() - 1);  // "{...}"
-        const std::string inf = std::string(family) + "_bucket" + std::string(labels.substr(0, labels.size() - 1)) +
-                                ",le=\"+Inf\"}";
+        const std::string inf =
+            std::string(family) + "_bucket" + std::string(labels.substr(0, labels.size() - 1)) + ",le=\"+Inf\"}";
         bool found = false;
         for (std::string_view other : samples) {
           if (SeriesOf(other) == inf) {

@@ -514,7 +514,7 @@ TEST(Histogram, BoundsAndLeSpelling) {
   EXPECT_EQ(NormalizeBounds({}).size(), 14u);
   Histogram h;
   const std::vector<double> bounds = {1, 2};
-  h.Observe(bounds, 1);    // le="1" includes 1
+  h.Observe(bounds, 1);  // le="1" includes 1
   h.Observe(bounds, 1.5);
   h.Observe(bounds, 99);
   h.Observe(bounds, std::nan(""));
@@ -603,7 +603,8 @@ TEST_F(PromtoolTest, OnlyCeleryExporterCountNamesAreLinted) {
   const PromtoolResult r = Promtool(m);
   EXPECT_EQ(r.exit_code, 3) << r.output;
   std::string expected;
-  for (const char* name : {"celery_active_consumer_count", "celery_active_process_count", "celery_active_worker_count"}) {
+  for (const char* name :
+       {"celery_active_consumer_count", "celery_active_process_count", "celery_active_worker_count"}) {
     expected += std::string(name) + " non-histogram and non-summary metrics should not have \"_count\" suffix\n";
   }
   EXPECT_EQ(r.output, expected);
@@ -622,10 +623,11 @@ TEST_F(PromtoolTest, OpenMetricsParsesWithPrometheusClient) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, m.data(), m.size()), static_cast<ssize_t>(m.size()));
   close(fd);
-  const std::string cmd = std::string("/usr/bin/python3 -c 'import sys; from prometheus_client.openmetrics.parser import "
-                                      "text_string_to_metric_families as p; "
-                                      "n = sum(len(f.samples) for f in p(open(sys.argv[1]).read())); "
-                                      "sys.exit(0 if n > 100 else 2)' ") +
+  const std::string cmd = std::string(
+                              "/usr/bin/python3 -c 'import sys; from prometheus_client.openmetrics.parser import "
+                              "text_string_to_metric_families as p; "
+                              "n = sum(len(f.samples) for f in p(open(sys.argv[1]).read())); "
+                              "sys.exit(0 if n > 100 else 2)' ") +
                           path;
   const int status = std::system(cmd.c_str());
   unlink(path);

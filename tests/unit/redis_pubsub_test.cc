@@ -49,10 +49,12 @@ class RedisServer {
     std::filesystem::create_directories(dir_);
     const std::string port = std::to_string(port_);
     const std::string dir = dir_.string();
-    std::vector<std::string> args = {"redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "",
-                                     "--appendonly", "no", "--dir", dir, "--logfile", dir + "/redis.log"};
+    std::vector<std::string> args = {
+        "redis-server", "--bind", "127.0.0.1", "--port", port,        "--save",          "",
+        "--appendonly", "no",     "--dir",     dir,      "--logfile", dir + "/redis.log"};
     std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : args)
+      argv.push_back(a.data());
     argv.push_back(nullptr);
     if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0) {
       pid_ = -1;
@@ -76,7 +78,8 @@ class RedisServer {
   bool ConnectWhenUp(RedisConnection& c) const {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     while (Clock::now() < deadline) {
-      if (c.Connect(Url(), 1000, false).ok()) return true;
+      if (c.Connect(Url(), 1000, false).ok())
+        return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
@@ -150,13 +153,14 @@ TEST_F(RedisPubSubTest, DeliversEveryPayloadExactlyAndInOrder) {
       "{\"body\": \"eyJ0eXBlIjogIndvcmtlci1oZWFydGJlYXQifQ==\"}",
       "*4\r\n$8\r\npmessage\r\n$3\r\nabc\r\n",  // looks like RESP: must stay payload bytes
       std::string("\0\r\n\0", 4),
-      std::string(128 * 1024 - 7, 'a'),      // around one receive chunk
+      std::string(128 * 1024 - 7, 'a'),        // around one receive chunk
       std::string(3 * 1024 * 1024 + 11, 'b'),  // many chunks: the buffer grows, then shrinks back
       "after the big one",
   };
   for (int i = 0; i < 2000; ++i) {  // a burst of realistic sizes, pipelined
     std::string p(200 + rng() % 1800, ' ');
-    for (auto& ch : p) ch = static_cast<char>('A' + rng() % 26);
+    for (auto& ch : p)
+      ch = static_cast<char>('A' + rng() % 26);
     payloads.push_back(std::move(p));
   }
   std::string pipeline;
@@ -189,7 +193,8 @@ TEST_F(RedisPubSubTest, RepliesBetweenMessagesKeepTheirOrder) {
     auto list = pub_.Command({"CLIENT", "LIST"}, 5000);
     ASSERT_TRUE(list.ok()) << list.error();
     ping_seen = std::string_view((*list)->str, (*list)->len).find("cmd=ping") != std::string_view::npos;
-    if (!ping_seen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!ping_seen)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(ping_seen);
   Seen seen;
@@ -198,8 +203,7 @@ TEST_F(RedisPubSubTest, RepliesBetweenMessagesKeepTheirOrder) {
   ASSERT_TRUE(pub_.ReadReply(5000).ok());
   ReadUntil(sub_, seen, 4);
   EXPECT_EQ(seen.items, (std::vector<std::string>{"msg:/0.celeryev/worker.heartbeat:one", "reply:pong",
-                                                  "msg:/0.celeryev/task.sent:two",
-                                                  "msg:/0.celeryev/task.sent:three"}));
+                                                  "msg:/0.celeryev/task.sent:two", "msg:/0.celeryev/task.sent:three"}));
   // Back to normal mode: ReadReply picks up where ReadPubSub left the buffer.
   ASSERT_TRUE(sub_.Send({"PUNSUBSCRIBE"}).ok());
   Seen unsub;

@@ -23,7 +23,8 @@ class SettingsTest : public ::testing::Test {
     s_ = ServeSettings{};
     RegisterServeSettings(*app_, s_);
     std::vector<const char*> argv{"stalk"};
-    for (auto& a : args) argv.push_back(a.c_str());
+    for (auto& a : args)
+      argv.push_back(a.c_str());
     app_->parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
     return ApplyEnvAndConfig(*app_, s_);
   }

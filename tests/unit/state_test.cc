@@ -25,9 +25,7 @@
 
 namespace stalk {
 
-static void PrintTo(TaskState s, std::ostream* os) {
-  *os << TaskStateName(s);
-}
+static void PrintTo(TaskState s, std::ostream* os) { *os << TaskStateName(s); }
 
 namespace {
 
@@ -83,9 +81,7 @@ Event WorkerEv(std::string_view type, std::string_view host, double ts, std::opt
 }
 
 // Applies a task event with local receive time == its timestamp.
-void Feed(ClusterState& st, const Event& e) {
-  st.Apply(e, e.timestamp);
-}
+void Feed(ClusterState& st, const Event& e) { st.Apply(e, e.timestamp); }
 
 void Received(ClusterState& st, std::string_view id, double ts, std::string_view host = kW1,
               std::string_view name = "tasks.add", int64_t retries = 0) {
@@ -101,8 +97,7 @@ void Received(ClusterState& st, std::string_view id, double ts, std::string_view
   Feed(st, e);
 }
 
-void Simple(ClusterState& st, std::string_view type, std::string_view id, double ts,
-            std::string_view host = kW1) {
+void Simple(ClusterState& st, std::string_view type, std::string_view id, double ts, std::string_view host = kW1) {
   Feed(st, TaskEv(type, id, ts, host));
 }
 
@@ -419,8 +414,7 @@ TEST(StateMerge, RevokedBeforeStart) {
   EXPECT_EQ(t->state, TaskState::kRevoked);
   EXPECT_EQ(t->revoked, 3);
   EXPECT_EQ(t->started, 0);
-  EXPECT_FALSE(Unfinished(st, kW1, kU1))
-      << "Flower #1364: revoked-before-start must leave the prefetched gauge";
+  EXPECT_FALSE(Unfinished(st, kW1, kU1)) << "Flower #1364: revoked-before-start must leave the prefetched gauge";
   EXPECT_TRUE(st.FindWorker(kW1)->unfinished.empty());
 
   // A late task-started (REVOKED outranks STARTED in both Celery and Stalk) keeps REVOKED.
@@ -579,8 +573,7 @@ TEST(StateWorkers, OfflineEventBeforeAnyTickStillMarksTasksLost) {
   const Worker* w = st.FindWorker(kW2);
   ASSERT_NE(w, nullptr);
   EXPECT_FALSE(st.IsAlive(*w, 301));
-  EXPECT_TRUE(st.FindTask(kU1)->lost)
-      << "worker-offline arrived before the first Tick: task not flagged lost";
+  EXPECT_TRUE(st.FindTask(kU1)->lost) << "worker-offline arrived before the first Tick: task not flagged lost";
   EXPECT_EQ(st.counters().tasks_lost, 1u);
 }
 
@@ -920,8 +913,7 @@ TEST(StateMerge, CustomTaskEventGivesUppercaseState) {
   EXPECT_EQ(st.StateName(*t), "PROGRESS");
   EXPECT_EQ(TaskJson(st, kU1)["state"], "PROGRESS");
   EXPECT_TRUE(Unfinished(st, kW1, kU1));
-  EXPECT_EQ(Ids(RunTaskQuery(st, TaskQuery{.state = "PROGRESS"})),
-            std::vector<std::string>{std::string(kU1)});
+  EXPECT_EQ(Ids(RunTaskQuery(st, TaskQuery{.state = "PROGRESS"})), std::vector<std::string>{std::string(kU1)});
 
   Simple(st, "task-succeeded", kU1, 4);
   EXPECT_EQ(StateOf(st, kU1), "SUCCESS");
@@ -1029,8 +1021,8 @@ class TaskQueryTest : public ::testing::Test {
     Simple(st_, "task-started", kT5, 6, kW2);
     Simple(st_, "task-progress", kT5, 7, kW2);
   }
-  void Add(std::string_view id, std::string_view type, double ts, std::string_view host,
-           std::string_view name, std::string_view args, std::string_view kwargs) {
+  void Add(std::string_view id, std::string_view type, double ts, std::string_view host, std::string_view name,
+           std::string_view args, std::string_view kwargs) {
     Event e = TaskEv(type, id, ts, host);
     e.name = S(name);
     e.args = S(args);
@@ -1050,9 +1042,7 @@ class TaskQueryTest : public ::testing::Test {
   ClusterState st_;
 };
 
-TEST_F(TaskQueryTest, NoFilterIsNewestFirst) {
-  EXPECT_EQ(Q({}), V({kT5, kT4, kT3, kT2, kT1}));
-}
+TEST_F(TaskQueryTest, NoFilterIsNewestFirst) { EXPECT_EQ(Q({}), V({kT5, kT4, kT3, kT2, kT1})); }
 
 TEST_F(TaskQueryTest, FilterByTaskname) {
   EXPECT_EQ(Q({.taskname = "tasks.add"}), V({kT5, kT3, kT1}));
@@ -1109,8 +1099,7 @@ TEST_F(TaskQueryTest, PagingSorted) {
 TEST_F(TaskQueryTest, LimitZeroIsConsistentBetweenSortedAndUnsorted) {
   const auto unsorted = Q({.limit = 0});
   const auto sorted = Q({.limit = 0, .sort_by = "name"});
-  EXPECT_EQ(unsorted.size(), sorted.size())
-      << "unsorted returned " << unsorted.size() << ", sorted " << sorted.size();
+  EXPECT_EQ(unsorted.size(), sorted.size()) << "unsorted returned " << unsorted.size() << ", sorted " << sorted.size();
   EXPECT_EQ(unsorted.size(), 5u);
 }
 
@@ -1127,8 +1116,7 @@ TEST_F(TaskQueryTest, SortByReceivedAndStarted) {
   // started: T1 11, T2 21, T3 25, T4 none, T5 6.
   EXPECT_EQ(Q({.sort_by = "started"}), V({kT4, kT5, kT1, kT2, kT3}));
   EXPECT_EQ(Q({.sort_by = "-started"}), V({kT3, kT2, kT1, kT5, kT4}));
-  EXPECT_EQ(Q({.sort_by = "state"}),
-            V({kT2, kT4, kT5, kT3, kT1}));  // FAILURE PENDING PROGRESS STARTED SUCCESS
+  EXPECT_EQ(Q({.sort_by = "state"}), V({kT2, kT4, kT5, kT3, kT1}));  // FAILURE PENDING PROGRESS STARTED SUCCESS
   EXPECT_EQ(Q({.sort_by = "-runtime"}).front(), std::string(kT1));
 }
 
@@ -1155,8 +1143,7 @@ TEST_F(TaskQueryTest, SearchKwargs) {
   EXPECT_EQ(Q({.search = R"J(kwargs:name="John Smith")J"}), V({kT1}));
   EXPECT_EQ(Q({.search = "kwargs:x=1 kwargs:name=John"}), V({}));  // exact value match, all must hold
   EXPECT_EQ(Q({.search = "kwargs:x=3"}), V({}));
-  EXPECT_EQ(Q({.search = "kwargs:nokey"}), V({kT5, kT4, kT3, kT2, kT1}))
-      << "Flower drops a kwargs term without '='";
+  EXPECT_EQ(Q({.search = "kwargs:nokey"}), V({kT5, kT4, kT3, kT2, kT1})) << "Flower drops a kwargs term without '='";
 }
 
 // The search scan reads tasks through a prefetch window (16 tasks ahead): order, offset, limit and
@@ -1169,7 +1156,8 @@ TEST_F(TaskQueryTest, SearchOverManyTasksKeepsOrderOffsetAndLimit) {
     const bool hit = i % 3 == 0;
     Add(id, "task-received", 100 + i, kW1, "tasks.many", hit ? "('needle-in-args-" + std::to_string(i) + "',)" : "(1,)",
         "{}");
-    if (hit) hits.insert(hits.begin(), id);
+    if (hit)
+      hits.insert(hits.begin(), id);
   }
   EXPECT_EQ(Q({.search = "needle-in-args"}), hits);
   EXPECT_EQ(Q({.limit = 5, .offset = 3, .search = "needle-in-args"}),
@@ -1177,7 +1165,7 @@ TEST_F(TaskQueryTest, SearchOverManyTasksKeepsOrderOffsetAndLimit) {
   EXPECT_EQ(Q({.limit = 3, .offset = 18, .search = "needle-in-args"}),
             std::vector<std::string>(hits.begin() + 18, hits.end()));  // the last two: from the window's tail
   EXPECT_EQ(Q({.search = "needle-in-args-0'"}), V({"00000000-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}));  // the oldest task
-  EXPECT_EQ(Q({.search = "00000057-aaaa"}), V({"00000057-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}));       // by id (hex)
+  EXPECT_EQ(Q({.search = "00000057-aaaa"}), V({"00000057-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}));      // by id (hex)
   EXPECT_EQ(Q({.sort_by = "received", .search = "tasks.many"}).front(), "00000000-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
 }
 
@@ -1238,10 +1226,10 @@ TEST(TaskJson, MinimalTaskHasEveryFlowerFieldWithNulls) {
   EXPECT_DOUBLE_EQ(j["timestamp"].get<double>(), 1795655140.2345);
   EXPECT_EQ(j["clock"], 12);
   EXPECT_EQ(j["children"], json::array());
-  for (const char* f : {"name",        "received", "sent",      "rejected", "succeeded", "failed",
-                        "retried",     "revoked",  "args",      "kwargs",   "eta",       "expires",
-                        "retries",     "result",   "exception", "runtime",  "traceback", "exchange",
-                        "routing_key", "client",   "root",      "root_id",  "parent",    "parent_id"}) {
+  for (const char* f :
+       {"name",      "received", "sent",        "rejected", "succeeded", "failed",  "retried",   "revoked",
+        "args",      "kwargs",   "eta",         "expires",  "retries",   "result",  "exception", "runtime",
+        "traceback", "exchange", "routing_key", "client",   "root",      "root_id", "parent",    "parent_id"}) {
     EXPECT_TRUE(j[f].is_null()) << f << " should be null, is " << j[f].dump();
   }
   EXPECT_FALSE(j.contains("task-id"));
@@ -1334,8 +1322,7 @@ TEST(StatePipeline, CapturedPayloadsThroughDecoder) {
   EXPECT_EQ(rejects, 0u);
 
   EXPECT_EQ(StateOf(st, "53970e5b-3f4c-4b7f-9d0e-2b8c1f6a7d11"), "FAILURE");
-  EXPECT_EQ(st.FindTask("53970e5b-3f4c-4b7f-9d0e-2b8c1f6a7d11")->exception.view(),
-            "NotRegistered('nonexistent.task')");
+  EXPECT_EQ(st.FindTask("53970e5b-3f4c-4b7f-9d0e-2b8c1f6a7d11")->exception.view(), "NotRegistered('nonexistent.task')");
   EXPECT_TRUE(st.FindTask("53970e5b-3f4c-4b7f-9d0e-2b8c1f6a7d11")->traceback.is_null());
   const Task* t = st.FindTask("5484a2c1-8f0e-4d3b-9a6c-7e1f2d3c4b5a");
   ASSERT_NE(t, nullptr);

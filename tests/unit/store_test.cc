@@ -6,9 +6,9 @@
 // live state -> StoreWriter -> SQLite -> RestoreState -> a fresh state renders the same JSON.
 // Backend-neutral tests also run against PostgreSQL when STALK_TEST_PG_URL names a database.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -279,12 +279,14 @@ TEST(SqliteStoreTest, WriteRestartReadBack) {
   // (retention by count) likewise.
   std::vector<std::string> recent;
   auto n = store->ForEachRecentTask(10, [&](std::vector<TaskRecord>& chunk) {
-    for (auto& r : chunk) recent.push_back(r.id);
+    for (auto& r : chunk)
+      recent.push_back(r.id);
   });
   ASSERT_TRUE(n.ok()) << n.error();
   EXPECT_EQ(*n, 10u);
   std::vector<std::string> expect;
-  for (size_t i = written.size() - 10; i < written.size(); ++i) expect.push_back(written[i].id);
+  for (size_t i = written.size() - 10; i < written.size(); ++i)
+    expect.push_back(written[i].id);
   EXPECT_EQ(recent, expect);
   size_t all = 0;
   ASSERT_TRUE(store->ForEachRecentTask(0, [&](std::vector<TaskRecord>& chunk) { all += chunk.size(); }).ok());
@@ -349,8 +351,8 @@ TEST(SqliteStoreTest, AuditLogIsAppendedAndReadNewestFirst) {
   ASSERT_TRUE(store);
   std::vector<AuditEntry> entries;
   for (int i = 0; i < 5; ++i) {
-    entries.push_back(AuditEntry{1000.0 + i, "token:ops", "operator", "127.0.0.1", "revoke", "task-" + std::to_string(i),
-                                 "{\"terminate\":false}", "ok", i == 4 ? "revoked" : ""});
+    entries.push_back(AuditEntry{1000.0 + i, "token:ops", "operator", "127.0.0.1", "revoke",
+                                 "task-" + std::to_string(i), "{\"terminate\":false}", "ok", i == 4 ? "revoked" : ""});
   }
   ASSERT_TRUE(store->AppendAudit(entries).ok());
   auto got = store->LoadAudit(3);
@@ -389,7 +391,8 @@ TEST(SqliteStoreTest, RetentionDeletesOldestInSteps) {
     ASSERT_TRUE(step.ok()) << step.error();
     tasks += step->tasks;
     ++steps;
-    if (!step->more) break;
+    if (!step->more)
+      break;
     ASSERT_LT(steps, 10u);
   }
   EXPECT_EQ(tasks, 10u);
@@ -429,7 +432,8 @@ TEST(StoreCodec, CoalescesUpdatesOfATaskWithinABatch) {
   ASSERT_EQ(batch.transitions.size(), 8u);  // the timeline keeps every step
   std::vector<std::string> states;
   for (const auto& t : batch.transitions) {
-    if (t.task_id == Uuid(1)) states.push_back(t.state);
+    if (t.task_id == Uuid(1))
+      states.push_back(t.state);
   }
   EXPECT_EQ(states, (std::vector<std::string>{"PENDING", "RECEIVED", "STARTED", "SUCCESS"}));
   EXPECT_EQ(Json(batch.tasks[1]), Json(MakeTaskRecord(st, *st.FindTask(Uuid(2)))));
@@ -819,11 +823,15 @@ TEST(PostgresStoreTest, WriteReadRetentionAndSharedMerge) {
   EXPECT_EQ((*store->LoadTask(newer.id))->state, "REVOKED");
   EXPECT_EQ((*store->LoadTask(newer.id))->result, "5");
   std::vector<double> stamps;
-  ASSERT_TRUE(store->ForEachRecentTask(0, [&](std::vector<TaskRecord>& chunk) {
-    for (auto& r : chunk) {
-      if (r.id.starts_with(prefix)) stamps.push_back(r.timestamp);
-    }
-  }).ok());
+  ASSERT_TRUE(store
+                  ->ForEachRecentTask(0,
+                                      [&](std::vector<TaskRecord>& chunk) {
+                                        for (auto& r : chunk) {
+                                          if (r.id.starts_with(prefix))
+                                            stamps.push_back(r.timestamp);
+                                        }
+                                      })
+                  .ok());
   EXPECT_EQ(stamps.size(), 20u);
   EXPECT_TRUE(std::is_sorted(stamps.begin(), stamps.end()));  // PostgreSQL: by timestamp
   auto step = store->DeleteOlderThan(1010, 1000);
@@ -849,8 +857,9 @@ void CheckSilencesAndRollup(const std::string& url, const std::string& prefix) {
     auto task = [&](const std::string& id, double h, double seconds, int64_t estimated, double at) {
       return FinishedTaskCost{prefix + id, {h, prefix + "app.a", "celery", "w1", seconds, 1, estimated, at, at}};
     };
-    ASSERT_TRUE(store->AddCostRollup({task("t1", hour, 4, 0, hour + 100), task("t2", hour, 6, 0, hour + 200),
-                                      task("t0", hour - 3600, 99, 0, hour - 10)})
+    ASSERT_TRUE(store
+                    ->AddCostRollup({task("t1", hour, 4, 0, hour + 100), task("t2", hour, 6, 0, hour + 200),
+                                     task("t0", hour - 3600, 99, 0, hour - 10)})
                     .ok());
     ASSERT_TRUE(store->AddCostRollup({task("t3", hour, 5, 1, hour + 50)}).ok());
     if (store->backend() == "postgresql") {
@@ -864,7 +873,8 @@ void CheckSilencesAndRollup(const std::string& url, const std::string& prefix) {
   ASSERT_TRUE(silences.ok()) << silences.error();
   std::vector<SilenceRecord> mine;
   for (auto& s : *silences) {
-    if (s.id.starts_with(prefix)) mine.push_back(s);
+    if (s.id.starts_with(prefix))
+      mine.push_back(s);
   }
   ASSERT_EQ(mine.size(), 1u);
   EXPECT_EQ(mine[0].matchers_json, R"({"queue":"b*"})");
@@ -875,7 +885,8 @@ void CheckSilencesAndRollup(const std::string& url, const std::string& prefix) {
   ASSERT_TRUE(rows.ok()) << rows.error();
   std::vector<CostRollupRow> got;
   for (auto& r : *rows) {
-    if (r.name.starts_with(prefix)) got.push_back(r);
+    if (r.name.starts_with(prefix))
+      got.push_back(r);
   }
   ASSERT_EQ(got.size(), 1u);
   EXPECT_DOUBLE_EQ(got[0].worker_seconds, 15);

@@ -7,10 +7,10 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <nlohmann/json.hpp>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <string>
@@ -71,8 +71,8 @@ constexpr std::string_view kU3 = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
 // ------------------------------------------------------------------ assets
 
 TEST(WebAssets, EveryPageAndScriptIsEmbeddedWithItsType) {
-  for (const char* page : {"pages/overview.html", "pages/workers.html", "pages/worker.html", "pages/tasks.html",
-                           "pages/task.html"}) {
+  for (const char* page :
+       {"pages/overview.html", "pages/workers.html", "pages/worker.html", "pages/tasks.html", "pages/task.html"}) {
     const WebAsset* a = FindWebAsset(page);
     ASSERT_NE(a, nullptr) << page;
     EXPECT_EQ(a->content_type, "text/html; charset=utf-8");
@@ -383,10 +383,13 @@ TEST(EventStream, ClientThatDoesNotReadIsDroppedAtTheBound) {
 
   // Never read: the kernel buffers fill, then the server's queue, then the client is dropped.
   const std::string big(64 << 10, 'x');
-  EXPECT_TRUE(WaitFor([&] {
-    hub.Broadcast(big);
-    return hub.dropped_slow() == 1;
-  }, std::chrono::seconds(20))) << "a client that never reads must be dropped";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        hub.Broadcast(big);
+        return hub.dropped_slow() == 1;
+      },
+      std::chrono::seconds(20)))
+      << "a client that never reads must be dropped";
   EXPECT_TRUE(WaitFor([&] {
     hub.Broadcast("y");
     return hub.open_streams() == 0;
