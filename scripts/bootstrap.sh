@@ -22,8 +22,9 @@ PACKAGES=(
   rabbitmq-server python3-amqp  # tests/integration/test_rabbitmq.py (a private node; policy-rc.d keeps the system one off)
   # OpenMetrics parser for tests/unit/metrics_test.cc and tests/integration/test_metrics.py
   python3-prometheus-client
-  # CI's fuzz stage (scripts/fuzz.sh): libFuzzer comes with clang's runtime libraries
-  clang libclang-rt-14-dev
+  # CI's ASan and fuzz stages (scripts/sanitize.sh, scripts/fuzz.sh): clang, whose runtime libraries
+  # hold libFuzzer; clang-format for the format check (scripts/check_format.sh)
+  clang libclang-rt-14-dev clang-format
   # the dashboard's browser test (tests/integration/test_dashboard.py)
   chromium nodejs
 )
