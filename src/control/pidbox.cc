@@ -33,6 +33,9 @@ Result<PidboxReply> DecodePidboxReply(const DecodedEnvelope& envelope) {
     return Error{"pidbox reply body is not a JSON object"};
   }
   for (auto& [node, result] : body.items()) {
+    if (node.empty()) {
+      continue;  // answers no worker's name: nothing to show it under, and no worker to count it for
+    }
     out.replies.push_back(ControlReply{node, std::move(result)});
   }
   return out;

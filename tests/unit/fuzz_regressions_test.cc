@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "control/pidbox.h"
 #include "control/task_submission.h"
 #include "transport/broker_url.h"
 #include "transport/resp_pmessage.h"
@@ -64,6 +65,19 @@ TEST(FuzzRegression, OverflowingNumberInATaskBodyIsABadRequest) {
     ASSERT_FALSE(spec.ok()) << body;
     EXPECT_NE(spec.error().find("malformed JSON body"), std::string::npos) << spec.error();
   }
+}
+
+// fuzz_control_reply: a pidbox reply body {"": {"ok": "pong"}} became a reply from a worker named ""
+// (a blank row in the dashboard, and one more "reply" counted toward a call's expected total).
+TEST(FuzzRegression, PidboxReplyWithoutAWorkerNameIsIgnored) {
+  DecodedEnvelope envelope;
+  envelope.headers = {{"ticket", "t-1"}};
+  envelope.body = R"({"": {"ok": "pong"}, "w1@host": {"ok": "pong"}})";
+  auto reply = DecodePidboxReply(envelope);
+  ASSERT_TRUE(reply.ok()) << reply.error();
+  ASSERT_EQ(reply->replies.size(), 1u);
+  EXPECT_EQ(reply->replies[0].hostname, "w1@host");
+  EXPECT_EQ(reply->ticket, "t-1");
 }
 
 }  // namespace
