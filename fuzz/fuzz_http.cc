@@ -2,9 +2,9 @@
 // fuzz_http: the request side of the HTTP layer without sockets — the target and headers decoded as
 // http/http_server.cc does (UrlDecode, ParseQuery, lower-case header names), then Router::Dispatch
 // over RegisterReadApi with a small live state (fuzz_targets.h has the input format).
-#include <cctype>
 #include <string>
 
+#include "fuzz_request.h"
 #include "fuzz_support.h"
 #include "fuzz_targets.h"
 #include "http/api_routes.h"
@@ -49,47 +49,11 @@ struct Api {
   }
 };
 
-std::string_view NextLine(std::string_view& in) {
-  const size_t nl = in.find('\n');
-  std::string_view line = in.substr(0, nl);
-  in.remove_prefix(nl == std::string_view::npos ? in.size() : nl + 1);
-  if (!line.empty() && line.back() == '\r')
-    line.remove_suffix(1);
-  return line;
-}
-
 }  // namespace
 
 int FuzzHttp(const uint8_t* data, size_t size) {
   static Api* api = new Api();
-  std::string_view in(reinterpret_cast<const char*>(data), size);
-  std::string_view request_line = NextLine(in);
-  const size_t sp = request_line.find(' ');
-  HttpRequest r;
-  r.method = std::string(request_line.substr(0, sp));
-  std::string_view target = sp == std::string_view::npos ? "/" : request_line.substr(sp + 1);
-  target = target.substr(0, target.find(' '));  // drop " HTTP/1.1"
-  const size_t q = target.find('?');
-  r.path = UrlDecode(target.substr(0, q), false);
-  FuzzCheck(r.path.size() <= target.size(), "UrlDecode never grows its input");
-  if (q != std::string_view::npos) {
-    r.query = ParseQuery(target.substr(q + 1));
-  }
-  while (!in.empty()) {
-    std::string_view line = NextLine(in);
-    if (line.empty())
-      break;
-    const size_t colon = line.find(':');
-    std::string name(line.substr(0, colon));
-    for (char& c : name)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ')
-      value.remove_prefix(1);
-    r.headers.emplace(std::move(name), std::string(value));
-  }
-  r.body = std::string(in);
-  r.remote_addr = "127.0.0.1";
+  const HttpRequest r = RequestFromText(std::string_view(reinterpret_cast<const char*>(data), size));
 
   const HttpResponse resp = api->router.Dispatch(r);
   FuzzCheck(resp.status >= 100 && resp.status <= 599, "a real HTTP status");

@@ -14,6 +14,7 @@ std::span<const FuzzTarget> AllTargets() {
       {"fuzz_resp", FuzzResp},
       {"fuzz_config", FuzzConfig},
       {"fuzz_control_reply", FuzzControlReply},
+      {"fuzz_auth", FuzzAuth},
   };
   return kTargets;
 }

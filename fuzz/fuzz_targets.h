@@ -37,12 +37,18 @@ int FuzzTaskQuery(const uint8_t* data, size_t size);
 // agree with hiredis on every pmessage it recognizes.
 int FuzzResp(const uint8_t* data, size_t size);
 // Operator-written text, the first byte picking the parser: a --metric_rules file, its `sla:` section,
-// an --alerts_config file, a silence POST body (and matchers JSON), a task submission body and date.
+// an --alerts_config file, a silence POST body (and matchers JSON), a task submission body and date,
+// a --conf file.
 // Errors must say why; a metric-rules error starts with "file:line:column".
 int FuzzConfig(const uint8_t* data, size_t size);
 // What comes back from workers and the result backend: a pidbox reply envelope (DecodeRedisEnvelope,
-// DecodePidboxReply: every reply names its worker) and a stored result document (ParseResultMeta).
+// DecodePidboxReply: every reply names its worker), the same as an AMQP reply (headers table + body)
+// and a stored result document (ParseResultMeta).
 int FuzzControlReply(const uint8_t* data, size_t size);
+// A request's credentials (first byte: the guard — Basic users and API tokens, or OIDC — and the role
+// the route needs; then a request as FuzzHttp reads it) through AuthGuard::Check. Nobody gets in
+// without a credential Stalk issued or above its role; refusals are 302/401/403/429.
+int FuzzAuth(const uint8_t* data, size_t size);
 
 struct FuzzTarget {
   std::string_view name;  // the fuzzer binary's name and its corpus folder, fuzz/corpus/<name>/

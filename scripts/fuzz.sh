@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-ALL=(fuzz_envelope fuzz_body fuzz_http fuzz_broker_url fuzz_task_query fuzz_resp fuzz_config fuzz_control_reply)
+ALL=(fuzz_envelope fuzz_body fuzz_http fuzz_broker_url fuzz_task_query fuzz_resp fuzz_config fuzz_control_reply fuzz_auth)
 if (($#)); then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 
@@ -31,6 +31,7 @@ dict_for() {
   case "$1" in
     fuzz_envelope | fuzz_body) echo fuzz/dict/events.dict ;;
     fuzz_http | fuzz_task_query) echo fuzz/dict/http.dict ;;
+    fuzz_auth) echo fuzz/dict/auth.dict ;;
     fuzz_broker_url) echo fuzz/dict/broker_url.dict ;;
     fuzz_resp) echo fuzz/dict/resp.dict ;;
     fuzz_config) echo fuzz/dict/config.dict ;;
