@@ -10,9 +10,7 @@ namespace stalk::fuzz {
 namespace {
 
 std::string_view NextLine(std::string_view& in) {
-  const size_t nl = in.find('\n');
-  std::string_view line = in.substr(0, nl);
-  in.remove_prefix(nl == std::string_view::npos ? in.size() : nl + 1);
+  std::string_view line = TakeLine(in);
   if (!line.empty() && line.back() == '\r')
     line.remove_suffix(1);
   return line;

@@ -93,6 +93,13 @@ void RenderAll(const ClusterState& st, double now) {
 
 }  // namespace
 
+std::string_view TakeLine(std::string_view& in) {
+  const size_t nl = in.find('\n');
+  std::string_view line = in.substr(0, nl);
+  in.remove_prefix(nl == std::string_view::npos ? in.size() : nl + 1);
+  return line;
+}
+
 void FuzzCheck(bool ok, std::string_view what) {
   if (!ok) {
     std::fprintf(stderr, "fuzz invariant broken: %.*s\n", static_cast<int>(what.size()), what.data());

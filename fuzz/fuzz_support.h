@@ -14,6 +14,8 @@ namespace stalk::fuzz {
 
 // Aborts with `what` when `ok` is false: libFuzzer saves the input, the corpus test fails.
 void FuzzCheck(bool ok, std::string_view what);
+// Takes the text up to the next '\n' (or the end) off the front of `in`; the '\n' is dropped.
+std::string_view TakeLine(std::string_view& in);
 // Aborts unless `json` is valid JSON (simdjson: also checks UTF-8).
 void CheckValidJson(std::string_view json, std::string_view what);
 

@@ -14,13 +14,6 @@
 namespace stalk::fuzz {
 namespace {
 
-std::string_view NextField(std::string_view& in) {
-  const size_t nl = in.find('\n');
-  std::string_view f = in.substr(0, nl);
-  in.remove_prefix(nl == std::string_view::npos ? in.size() : nl + 1);
-  return f;
-}
-
 std::optional<size_t> Number(std::string_view s) {
   unsigned long long v = 0;
   auto r = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -41,14 +34,14 @@ bool IsSortKey(std::string_view s) {
 int FuzzTaskQuery(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   TaskQuery q;
-  q.limit = Number(NextField(in));
-  q.offset = Number(NextField(in)).value_or(0);
-  q.sort_by = std::string(NextField(in));
-  q.workername = std::string(NextField(in));
-  q.taskname = std::string(NextField(in));
-  q.state = std::string(NextField(in));
+  q.limit = Number(TakeLine(in));
+  q.offset = Number(TakeLine(in)).value_or(0);
+  q.sort_by = std::string(TakeLine(in));
+  q.workername = std::string(TakeLine(in));
+  q.taskname = std::string(TakeLine(in));
+  q.state = std::string(TakeLine(in));
   for (auto* t : {&q.received_start, &q.received_end, &q.started_start, &q.started_end}) {
-    const std::string_view f = NextField(in);
+    const std::string_view f = TakeLine(in);
     if (!f.empty())
       *t = ParseQueryTime(f);
   }
