@@ -21,7 +21,7 @@ if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux
   echo "fuzz.sh: needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)" >&2
   exit 2
 fi
-# -g1: line tables are all a crash report needs. FUZZ_OPT=-O1 builds quicker (CI's short runs).
+# -g1: line tables are all a crash report needs. FUZZ_OPT: the optimisation level (CI passes -O1).
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${FUZZ_OPT:--O2} -g1" -DSTALK_FUZZ=ON -DSTALK_BUILD_TESTS=OFF -DSTALK_BUILD_BENCH=OFF \
   -DCMAKE_UNITY_BUILD="${STALK_UNITY:-OFF}" >/dev/null

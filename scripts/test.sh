@@ -10,8 +10,8 @@
 #         with threads (TSAN_UNIT) and the integration tests whose code paths have the most threads
 #         (TSAN_TESTS; test_store's writer thread is covered by store_test, and its PostgreSQL cases
 #         take two minutes under TSan: `scripts/sanitize.sh thread integration` runs every file).
-#   fuzz  build-fuzz/: clang + libFuzzer (-O1: a quicker build for 20 s runs); every fuzzer for
-#         FUZZ_SECONDS (20), two at a time.
+#   fuzz  build-fuzz/: clang + libFuzzer (-O1: optimisation buys little in 20 s runs); every fuzzer
+#         for FUZZ_SECONDS (20), two at a time.
 #
 #   scripts/test.sh                         every stage (CI)
 #   scripts/test.sh -L unit                 the asan stage only, with these ctest arguments
